@@ -1,0 +1,51 @@
+package plugins
+
+import "time"
+
+// Event is one audit record travelling through the pipeline.
+//
+// Fields holds the document (the raw API item as a source emits it, the ECS
+// document after the ecs transform). Meta is what the pipeline knows about
+// the event without looking inside it.
+type Event struct {
+	Fields *Object
+	Meta   Meta
+}
+
+// Meta is pipeline metadata that travels beside the document and is never
+// serialized by outputs unless they choose to.
+type Meta struct {
+	// Source is the id (pipeline name) of the source component that read the event.
+	Source string
+	// Dataset names the shape of Fields, e.g. "ncloud.activity_tracer".
+	Dataset string
+	// ID is the stable event id used for de-duplication (event.id).
+	ID string
+	// Time is the event time as the API reported it.
+	Time time.Time
+	// Received is when the source fetched the event (ECS event.created).
+	Received time.Time
+}
+
+// NewEvent returns an event with an empty document.
+func NewEvent() *Event { return &Event{Fields: NewObject(8)} }
+
+// Clone returns a deep copy of the event, for fan-out to several consumers.
+func (e *Event) Clone() *Event {
+	return &Event{Fields: e.Fields.Clone(), Meta: e.Meta}
+}
+
+// AppendJSON appends the event document as JSON.
+func (e *Event) AppendJSON(dst []byte) []byte { return e.Fields.AppendJSON(dst) }
+
+// Checkpoint is a source's opaque position. The engine persists it once every
+// event of the batch that carried it, and of every earlier batch, has been
+// delivered; a restarted source resumes from it.
+type Checkpoint []byte
+
+// Batch is the unit sources emit: a page or window of events and the
+// checkpoint that becomes true once they are all delivered.
+type Batch struct {
+	Events     []*Event
+	Checkpoint Checkpoint
+}

@@ -1,0 +1,474 @@
+package plugins
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 512
+
+// ErrNotObject is returned by ParseObject when the JSON value is not an object.
+var ErrNotObject = errors.New("json: value is not an object")
+
+// ParseObject parses one JSON object. Strings without escapes share memory
+// with a single copy of the input, which keeps parsing to a handful of
+// allocations per document.
+func ParseObject(data []byte) (*Object, error) {
+	v, err := ParseValue(data)
+	if err != nil {
+		return nil, err
+	}
+	o, ok := v.(*Object)
+	if !ok {
+		return nil, ErrNotObject
+	}
+	return o, nil
+}
+
+// ParseValue parses any JSON value into the Object value model.
+func ParseValue(data []byte) (any, error) {
+	p := parser{s: string(data)}
+	p.skipWS()
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipWS()
+	if p.i != len(p.s) {
+		return nil, p.errorf("unexpected data after value")
+	}
+	return v, nil
+}
+
+type parser struct {
+	s string
+	i int
+}
+
+func (p *parser) errorf(format string, args ...any) error {
+	return fmt.Errorf("json: offset %d: %s", p.i, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) skipWS() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, p.errorf("nesting deeper than %d", maxDepth)
+	}
+	if p.i >= len(p.s) {
+		return nil, p.errorf("unexpected end of input")
+	}
+	switch c := p.s[p.i]; c {
+	case '{':
+		return p.object(depth)
+	case '[':
+		return p.array(depth)
+	case '"':
+		return p.str()
+	case 't':
+		return p.lit("true", true)
+	case 'f':
+		return p.lit("false", false)
+	case 'n':
+		return p.lit("null", nil)
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			return p.number()
+		}
+		return nil, p.errorf("invalid character %q", c)
+	}
+}
+
+func (p *parser) lit(word string, v any) (any, error) {
+	if len(p.s)-p.i < len(word) || p.s[p.i:p.i+len(word)] != word {
+		return nil, p.errorf("invalid literal")
+	}
+	p.i += len(word)
+	return v, nil
+}
+
+func (p *parser) object(depth int) (any, error) {
+	p.i++ // {
+	o := NewObject(8)
+	p.skipWS()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+		return o, nil
+	}
+	for {
+		p.skipWS()
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return nil, p.errorf("expected object key")
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.skipWS()
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
+			return nil, p.errorf("expected ':'")
+		}
+		p.i++
+		p.skipWS()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		// Duplicate keys: last one wins, as in encoding/json.
+		o.SetKey(k, v)
+		p.skipWS()
+		if p.i >= len(p.s) {
+			return nil, p.errorf("unexpected end of input in object")
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return o, nil
+		default:
+			return nil, p.errorf("expected ',' or '}'")
+		}
+	}
+}
+
+func (p *parser) array(depth int) (any, error) {
+	p.i++ // [
+	arr := make([]any, 0, 4)
+	p.skipWS()
+	if p.i < len(p.s) && p.s[p.i] == ']' {
+		p.i++
+		return arr, nil
+	}
+	for {
+		p.skipWS()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		arr = append(arr, v)
+		p.skipWS()
+		if p.i >= len(p.s) {
+			return nil, p.errorf("unexpected end of input in array")
+		}
+		switch p.s[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return arr, nil
+		default:
+			return nil, p.errorf("expected ',' or ']'")
+		}
+	}
+}
+
+func (p *parser) number() (any, error) {
+	start := p.i
+	if p.s[p.i] == '-' {
+		p.i++
+	}
+	digits := func() int {
+		n := 0
+		for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.i < len(p.s) && p.s[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return nil, p.errorf("invalid number")
+	}
+	if p.i < len(p.s) && p.s[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.errorf("invalid number")
+		}
+	}
+	if p.i < len(p.s) && (p.s[p.i] == 'e' || p.s[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.s) && (p.s[p.i] == '+' || p.s[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("invalid number")
+		}
+	}
+	return Number(p.s[start:p.i]), nil
+}
+
+func (p *parser) str() (string, error) {
+	p.i++ // opening quote
+	start := p.i
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			s := p.s[start:p.i]
+			p.i++
+			return s, nil
+		case c == '\\':
+			return p.strEscaped(start)
+		case c < 0x20:
+			return "", p.errorf("control character in string")
+		case c < utf8.RuneSelf:
+			p.i++
+		default:
+			r, size := utf8.DecodeRuneInString(p.s[p.i:])
+			if r == utf8.RuneError && size == 1 {
+				return p.strEscaped(start)
+			}
+			p.i += size
+		}
+	}
+	return "", p.errorf("unterminated string")
+}
+
+// strEscaped handles the slow path: escapes or invalid UTF-8 (replaced by
+// U+FFFD, as encoding/json does).
+func (p *parser) strEscaped(start int) (string, error) {
+	buf := make([]byte, 0, p.i-start+16)
+	buf = append(buf, p.s[start:p.i]...)
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(buf), nil
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.s) {
+				return "", p.errorf("unterminated escape")
+			}
+			e := p.s[p.i]
+			p.i++
+			switch e {
+			case '"', '\\', '/':
+				buf = append(buf, e)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r, ok := p.hex4()
+				if !ok {
+					return "", p.errorf("invalid \\u escape")
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if p.i+1 < len(p.s) && p.s[p.i] == '\\' && p.s[p.i+1] == 'u' {
+						save := p.i
+						p.i += 2
+						var ok2 bool
+						r2, ok2 = p.hex4()
+						if !ok2 {
+							return "", p.errorf("invalid \\u escape")
+						}
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							r = dec
+						} else {
+							p.i = save
+							r = utf8.RuneError
+						}
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				buf = utf8.AppendRune(buf, r)
+			default:
+				return "", p.errorf("invalid escape %q", e)
+			}
+		case c < 0x20:
+			return "", p.errorf("control character in string")
+		case c < utf8.RuneSelf:
+			buf = append(buf, c)
+			p.i++
+		default:
+			r, size := utf8.DecodeRuneInString(p.s[p.i:])
+			buf = utf8.AppendRune(buf, r)
+			p.i += size
+		}
+	}
+	return "", p.errorf("unterminated string")
+}
+
+func (p *parser) hex4() (rune, bool) {
+	if len(p.s)-p.i < 4 {
+		return 0, false
+	}
+	var r rune
+	for j := 0; j < 4; j++ {
+		c := p.s[p.i+j]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	p.i += 4
+	return r, true
+}
+
+// MarshalJSON encodes the object in insertion order.
+func (o *Object) MarshalJSON() ([]byte, error) {
+	return o.AppendJSON(nil), nil
+}
+
+// AppendJSON appends the object's JSON encoding to dst. It never fails:
+// invalid UTF-8 becomes U+FFFD, non-finite floats become null and unknown
+// value types are encoded with their fmt representation as a string.
+func (o *Object) AppendJSON(dst []byte) []byte {
+	if o == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '{')
+	for i, k := range o.keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendJSONString(dst, k)
+		dst = append(dst, ':')
+		dst = AppendJSONValue(dst, o.vals[i])
+	}
+	return append(dst, '}')
+}
+
+// AppendJSONValue appends the JSON encoding of a value of the Object model.
+func AppendJSONValue(dst []byte, v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case string:
+		return AppendJSONString(dst, t)
+	case *Object:
+		return t.AppendJSON(dst)
+	case Number:
+		if t == "" {
+			return append(dst, '0')
+		}
+		return append(dst, t...)
+	case bool:
+		if t {
+			return append(dst, "true"...)
+		}
+		return append(dst, "false"...)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range t {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONValue(dst, e)
+		}
+		return append(dst, ']')
+	case []string:
+		dst = append(dst, '[')
+		for i, e := range t {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, e)
+		}
+		return append(dst, ']')
+	case int:
+		return strconv.AppendInt(dst, int64(t), 10)
+	case int64:
+		return strconv.AppendInt(dst, t, 10)
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return append(dst, "null"...)
+		}
+		return strconv.AppendFloat(dst, t, 'g', -1, 64)
+	case map[string]any:
+		return FromMap(t).AppendJSON(dst)
+	default:
+		return AppendJSONString(dst, fmt.Sprint(t))
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// safeASCII marks bytes that need no escaping inside a JSON string.
+var safeASCII = func() (t [utf8.RuneSelf]bool) {
+	for i := 0x20; i < utf8.RuneSelf; i++ {
+		t[i] = i != '"' && i != '\\'
+	}
+	return t
+}()
+
+// AppendJSONString appends s as a JSON string literal.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safeASCII[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript consumers.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

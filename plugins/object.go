@@ -1,0 +1,258 @@
+package plugins
+
+import (
+	"strings"
+)
+
+// Number is a JSON number kept as its literal text, so values such as
+// epoch-millisecond timestamps round-trip exactly and no float conversion is
+// paid for numbers nobody reads.
+type Number string
+
+// Object is an insertion-ordered JSON object: the representation of every
+// event's fields.
+//
+// Values are nil, bool, string, Number, int, int64, float64, *Object or []any.
+// Audit documents have few keys per level (usually < 20), where a linear scan
+// of a slice beats a map, and keeping insertion order makes the JSON encoding
+// deterministic without sorting.
+type Object struct {
+	keys []string
+	vals []any
+}
+
+// NewObject returns an empty object with room for n keys.
+func NewObject(n int) *Object {
+	return &Object{keys: make([]string, 0, n), vals: make([]any, 0, n)}
+}
+
+// Len returns the number of keys at this level.
+func (o *Object) Len() int { return len(o.keys) }
+
+// Key returns the i-th key in insertion order.
+func (o *Object) Key(i int) string { return o.keys[i] }
+
+// Value returns the i-th value in insertion order.
+func (o *Object) Value(i int) any { return o.vals[i] }
+
+// SetValue replaces the i-th value, keeping its key and position.
+func (o *Object) SetValue(i int, v any) { o.vals[i] = v }
+
+func (o *Object) index(key string) int {
+	for i, k := range o.keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// GetKey returns the value stored under key at this level (no path splitting).
+func (o *Object) GetKey(key string) (any, bool) {
+	if o == nil {
+		return nil, false
+	}
+	if i := o.index(key); i >= 0 {
+		return o.vals[i], true
+	}
+	return nil, false
+}
+
+// SetKey stores v under key at this level, replacing an existing value in place.
+func (o *Object) SetKey(key string, v any) {
+	if i := o.index(key); i >= 0 {
+		o.vals[i] = v
+		return
+	}
+	o.keys = append(o.keys, key)
+	o.vals = append(o.vals, v)
+}
+
+// DeleteKey removes key at this level and reports whether it was present.
+func (o *Object) DeleteKey(key string) bool {
+	i := o.index(key)
+	if i < 0 {
+		return false
+	}
+	copy(o.keys[i:], o.keys[i+1:])
+	copy(o.vals[i:], o.vals[i+1:])
+	o.keys[len(o.keys)-1] = ""
+	o.vals[len(o.vals)-1] = nil
+	o.keys = o.keys[:len(o.keys)-1]
+	o.vals = o.vals[:len(o.vals)-1]
+	return true
+}
+
+// Get returns the value at a dotted path such as "source.ip".
+func (o *Object) Get(path string) (any, bool) {
+	cur := o
+	for {
+		dot := strings.IndexByte(path, '.')
+		if dot < 0 {
+			return cur.GetKey(path)
+		}
+		v, ok := cur.GetKey(path[:dot])
+		if !ok {
+			return nil, false
+		}
+		next, ok := v.(*Object)
+		if !ok {
+			return nil, false
+		}
+		cur, path = next, path[dot+1:]
+	}
+}
+
+// GetString returns the string at path; ok is false when absent or not a string.
+func (o *Object) GetString(path string) (string, bool) {
+	v, ok := o.Get(path)
+	if !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	return s, ok
+}
+
+// GetObject returns the object at path; ok is false when absent or not an object.
+func (o *Object) GetObject(path string) (*Object, bool) {
+	v, ok := o.Get(path)
+	if !ok {
+		return nil, false
+	}
+	obj, ok := v.(*Object)
+	return obj, ok
+}
+
+// Set stores v at a dotted path, creating intermediate objects; a non-object
+// value in the way is replaced by an object.
+func (o *Object) Set(path string, v any) {
+	cur := o
+	for {
+		dot := strings.IndexByte(path, '.')
+		if dot < 0 {
+			cur.SetKey(path, v)
+			return
+		}
+		head := path[:dot]
+		i := cur.index(head)
+		var next *Object
+		if i >= 0 {
+			next, _ = cur.vals[i].(*Object)
+			if next == nil {
+				next = NewObject(4)
+				cur.vals[i] = next
+			}
+		} else {
+			next = NewObject(4)
+			cur.keys = append(cur.keys, head)
+			cur.vals = append(cur.vals, next)
+		}
+		cur, path = next, path[dot+1:]
+	}
+}
+
+// Delete removes the value at a dotted path and reports whether it existed.
+func (o *Object) Delete(path string) bool {
+	dot := strings.LastIndexByte(path, '.')
+	if dot < 0 {
+		return o.DeleteKey(path)
+	}
+	parent, ok := o.GetObject(path[:dot])
+	if !ok {
+		return false
+	}
+	return parent.DeleteKey(path[dot+1:])
+}
+
+// Clone returns a deep copy. Strings are immutable and shared.
+func (o *Object) Clone() *Object {
+	if o == nil {
+		return nil
+	}
+	c := &Object{keys: make([]string, len(o.keys)), vals: make([]any, len(o.vals))}
+	copy(c.keys, o.keys)
+	for i, v := range o.vals {
+		c.vals[i] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch t := v.(type) {
+	case *Object:
+		return t.Clone()
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = cloneValue(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
+
+// Map converts the object into plain Go maps (map[string]any, []any, and
+// scalars); convenient in tests and for handing documents to other libraries.
+func (o *Object) Map() map[string]any {
+	m := make(map[string]any, len(o.keys))
+	for i, k := range o.keys {
+		m[k] = toPlain(o.vals[i])
+	}
+	return m
+}
+
+func toPlain(v any) any {
+	switch t := v.(type) {
+	case *Object:
+		return t.Map()
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = toPlain(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
+
+// FromMap builds an Object from plain Go maps; keys are sorted so the result
+// is deterministic.
+func FromMap(m map[string]any) *Object {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	o := NewObject(len(keys))
+	for _, k := range keys {
+		o.keys = append(o.keys, k)
+		o.vals = append(o.vals, fromPlain(m[k]))
+	}
+	return o
+}
+
+func fromPlain(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		return FromMap(t)
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = fromPlain(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
+
+func sortStrings(s []string) {
+	// insertion sort: maps converted here are small
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
