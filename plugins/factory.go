@@ -35,10 +35,10 @@ type factory[C any, T Component] struct {
 	create    func(context.Context, Settings, *C) (T, error)
 }
 
-func (f *factory[C, T]) Type() string              { return f.typ }
-func (f *factory[C, T]) Kind() Kind                { return f.kind }
-func (f *factory[C, T]) Description() string       { return f.desc }
-func (f *factory[C, T]) SampleConfig() []byte      { return f.sample }
+func (f *factory[C, T]) Type() string             { return f.typ }
+func (f *factory[C, T]) Kind() Kind               { return f.kind }
+func (f *factory[C, T]) Description() string      { return f.desc }
+func (f *factory[C, T]) SampleConfig() []byte     { return f.sample }
 func (f *factory[C, T]) CreateDefaultConfig() any { return f.defaults() }
 
 func (f *factory[C, T]) Create(ctx context.Context, set Settings, cfg any) (Component, error) {

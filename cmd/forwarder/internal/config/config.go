@@ -253,7 +253,7 @@ func displayPath(p string) string {
 
 type rawBytes []byte
 
-func (b rawBytes) ReadBytes() ([]byte, error)     { return b, nil }
+func (b rawBytes) ReadBytes() ([]byte, error)    { return b, nil }
 func (b rawBytes) Read() (map[string]any, error) { return nil, errors.New("not supported") }
 
 // scalar interprets an override string as YAML would: 50 → int, true → bool.
