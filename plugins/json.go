@@ -349,13 +349,13 @@ func (o *Object) AppendJSON(dst []byte) []byte {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, '{')
-	for i, k := range o.keys {
+	for i := range o.fields {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendJSONString(dst, k)
+		dst = AppendJSONString(dst, o.fields[i].key)
 		dst = append(dst, ':')
-		dst = AppendJSONValue(dst, o.vals[i])
+		dst = AppendJSONValue(dst, o.fields[i].val)
 	}
 	return append(dst, '}')
 }

@@ -17,30 +17,34 @@ type Number string
 // of a slice beats a map, and keeping insertion order makes the JSON encoding
 // deterministic without sorting.
 type Object struct {
-	keys []string
-	vals []any
+	fields []field
+}
+
+type field struct {
+	key string
+	val any
 }
 
 // NewObject returns an empty object with room for n keys.
 func NewObject(n int) *Object {
-	return &Object{keys: make([]string, 0, n), vals: make([]any, 0, n)}
+	return &Object{fields: make([]field, 0, n)}
 }
 
 // Len returns the number of keys at this level.
-func (o *Object) Len() int { return len(o.keys) }
+func (o *Object) Len() int { return len(o.fields) }
 
 // Key returns the i-th key in insertion order.
-func (o *Object) Key(i int) string { return o.keys[i] }
+func (o *Object) Key(i int) string { return o.fields[i].key }
 
 // Value returns the i-th value in insertion order.
-func (o *Object) Value(i int) any { return o.vals[i] }
+func (o *Object) Value(i int) any { return o.fields[i].val }
 
 // SetValue replaces the i-th value, keeping its key and position.
-func (o *Object) SetValue(i int, v any) { o.vals[i] = v }
+func (o *Object) SetValue(i int, v any) { o.fields[i].val = v }
 
 func (o *Object) index(key string) int {
-	for i, k := range o.keys {
-		if k == key {
+	for i := range o.fields {
+		if o.fields[i].key == key {
 			return i
 		}
 	}
@@ -53,7 +57,7 @@ func (o *Object) GetKey(key string) (any, bool) {
 		return nil, false
 	}
 	if i := o.index(key); i >= 0 {
-		return o.vals[i], true
+		return o.fields[i].val, true
 	}
 	return nil, false
 }
@@ -61,11 +65,10 @@ func (o *Object) GetKey(key string) (any, bool) {
 // SetKey stores v under key at this level, replacing an existing value in place.
 func (o *Object) SetKey(key string, v any) {
 	if i := o.index(key); i >= 0 {
-		o.vals[i] = v
+		o.fields[i].val = v
 		return
 	}
-	o.keys = append(o.keys, key)
-	o.vals = append(o.vals, v)
+	o.fields = append(o.fields, field{key, v})
 }
 
 // DeleteKey removes key at this level and reports whether it was present.
@@ -74,12 +77,9 @@ func (o *Object) DeleteKey(key string) bool {
 	if i < 0 {
 		return false
 	}
-	copy(o.keys[i:], o.keys[i+1:])
-	copy(o.vals[i:], o.vals[i+1:])
-	o.keys[len(o.keys)-1] = ""
-	o.vals[len(o.vals)-1] = nil
-	o.keys = o.keys[:len(o.keys)-1]
-	o.vals = o.vals[:len(o.vals)-1]
+	copy(o.fields[i:], o.fields[i+1:])
+	o.fields[len(o.fields)-1] = field{}
+	o.fields = o.fields[:len(o.fields)-1]
 	return true
 }
 
@@ -137,15 +137,14 @@ func (o *Object) Set(path string, v any) {
 		i := cur.index(head)
 		var next *Object
 		if i >= 0 {
-			next, _ = cur.vals[i].(*Object)
+			next, _ = cur.fields[i].val.(*Object)
 			if next == nil {
 				next = NewObject(4)
-				cur.vals[i] = next
+				cur.fields[i].val = next
 			}
 		} else {
 			next = NewObject(4)
-			cur.keys = append(cur.keys, head)
-			cur.vals = append(cur.vals, next)
+			cur.fields = append(cur.fields, field{head, next})
 		}
 		cur, path = next, path[dot+1:]
 	}
@@ -169,10 +168,9 @@ func (o *Object) Clone() *Object {
 	if o == nil {
 		return nil
 	}
-	c := &Object{keys: make([]string, len(o.keys)), vals: make([]any, len(o.vals))}
-	copy(c.keys, o.keys)
-	for i, v := range o.vals {
-		c.vals[i] = cloneValue(v)
+	c := &Object{fields: make([]field, len(o.fields))}
+	for i, f := range o.fields {
+		c.fields[i] = field{f.key, cloneValue(f.val)}
 	}
 	return c
 }
@@ -195,9 +193,9 @@ func cloneValue(v any) any {
 // Map converts the object into plain Go maps (map[string]any, []any, and
 // scalars); convenient in tests and for handing documents to other libraries.
 func (o *Object) Map() map[string]any {
-	m := make(map[string]any, len(o.keys))
-	for i, k := range o.keys {
-		m[k] = toPlain(o.vals[i])
+	m := make(map[string]any, len(o.fields))
+	for _, f := range o.fields {
+		m[f.key] = toPlain(f.val)
 	}
 	return m
 }
@@ -227,8 +225,7 @@ func FromMap(m map[string]any) *Object {
 	sortStrings(keys)
 	o := NewObject(len(keys))
 	for _, k := range keys {
-		o.keys = append(o.keys, k)
-		o.vals = append(o.vals, fromPlain(m[k]))
+		o.fields = append(o.fields, field{k, fromPlain(m[k])})
 	}
 	return o
 }
