@@ -399,18 +399,23 @@ func fanOut(ctx context.Context, down []target, events []*plugins.Event, g *ackG
 			break
 		}
 	}
-	for i, t := range down {
-		evs := events
+	// Make every copy before any target can start modifying the original.
+	copies := make([][]*plugins.Event, len(down))
+	for i := range down {
+		copies[i] = events
 		if owner >= 0 && i != owner {
-			evs = make([]*plugins.Event, len(events))
+			c := make([]*plugins.Event, len(events))
 			for j, ev := range events {
-				evs[j] = ev.Clone()
+				c[j] = ev.Clone()
 			}
+			copies[i] = c
 		}
-		if err := t.enqueue(ctx, item{events: evs, ack: g, start: start}); err != nil {
+	}
+	for i, t := range down {
+		if err := t.enqueue(ctx, item{events: copies[i], ack: g, start: start}); err != nil {
 			// Targets after this one never get the batch; release their
-			// shares so in-flight accounting ends, but the caller marks
-			// the batch failed so its checkpoint is never committed.
+			// shares so in-flight accounting ends, but mark the batch
+			// failed so its checkpoint is never committed.
 			g.failed.Store(true)
 			for k := i; k < len(down); k++ {
 				g.release()
