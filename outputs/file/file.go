@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func (o *fileOutput) open() error {
 	if err := os.MkdirAll(filepath.Dir(o.cfg.Path), 0o750); err != nil {
 		return fmt.Errorf("create directory for %s: %w", o.cfg.Path, err)
 	}
-	f, err := os.OpenFile(o.cfg.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(o.cfg.Path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", o.cfg.Path, err)
 	}
@@ -46,8 +47,44 @@ func (o *fileOutput) open() error {
 		_ = f.Close()
 		return fmt.Errorf("stat %s: %w", o.cfg.Path, err)
 	}
-	o.f, o.size = f, st.Size()
+	size := st.Size()
+	if size > 0 {
+		// A crash can leave a torn last line: it was never acknowledged
+		// (fsync had not returned), so cut it off and keep valid NDJSON.
+		if size, err = truncateTornTail(f, size); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("repair %s: %w", o.cfg.Path, err)
+		}
+	}
+	o.f, o.size = f, size
 	return nil
+}
+
+// truncateTornTail truncates f after its last newline when it does not end
+// with one, and returns the new size.
+func truncateTornTail(f *os.File, size int64) (int64, error) {
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, size-1); err != nil {
+		return size, err
+	}
+	if last[0] == '\n' {
+		return size, nil
+	}
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	for end := size; end > 0; {
+		start := max(0, end-chunk)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && n == 0 {
+			return size, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep := start + int64(i) + 1
+			return keep, f.Truncate(keep)
+		}
+		end = start
+	}
+	return 0, f.Truncate(0)
 }
 
 // Write appends the batch and fsyncs it before returning. A failed write

@@ -644,3 +644,46 @@ func BenchmarkEngineOverhead(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
 }
+
+func TestReadinessFollowsOutputHealth(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	out := newScriptOutput()
+	out.fn = func(int, []*plugins.Event) error {
+		if down.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}
+	cfg := pipeline(t, t.TempDir(),
+		node{name: "src", kind: plugins.KindSource, comp: &scriptSource{batches: 100, size: 2, blockAfter: 3}},
+		node{name: "out", kind: plugins.KindOutput, comp: out, inputs: []string{"src"}},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, err := New(ctx, cfg, Options{Logger: slog.New(slog.DiscardHandler), Store: checkpoint.NewMemStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	waitFor(t, func() bool {
+		ok, p := e.Health().Ready()
+		return !ok && strings.Contains(p["out"], "connection refused")
+	})
+	down.Store(false)
+	waitFor(t, func() bool { ok, _ := e.Health().Ready(); return ok })
+	cancel()
+	<-done
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
