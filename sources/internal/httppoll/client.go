@@ -55,7 +55,12 @@ func NewHTTPClient(cfg HTTPConfig) (*http.Client, error) {
 		tlsCfg.RootCAs = pool
 	}
 	tr.TLSClientConfig = tlsCfg
-	return &http.Client{Timeout: cfg.Timeout, Transport: tr}, nil
+	return &http.Client{Timeout: cfg.Timeout, Transport: tr,
+		// Never follow redirects: the request carries credentials in its
+		// headers, which a redirect would hand to another host. The 3xx
+		// answer reaches the source's Handle as an error.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
 }
 
 // Request is one API call for Client.Do.

@@ -34,8 +34,9 @@
 // windows); up to Concurrency windows are fetched at once, within the rate
 // limit, but they are emitted strictly in order, so the checkpoint never
 // passes a window that is not complete. A window holding more than MaxBatch
-// events is emitted in several batches; only the last one carries the
-// window's checkpoint.
+// events is emitted in several batches; the last one advances the window
+// end, the earlier ones carry checkpoints that record the ids they emitted,
+// so a restart in the middle of a big window delivers nothing twice.
 //
 // # Checkpoints
 //

@@ -369,6 +369,12 @@ func (p *Poller) emit(ctx context.Context, cur *Cursor, w Window, pc piece, emit
 		cp = EncodeCursor(*cur)
 	} else if len(events) == 0 {
 		return nil
+	} else {
+		// A piece of a window too large for one batch: its checkpoint
+		// keeps End but records the ids emitted so far, so a restart
+		// between the pieces re-reads the window without re-delivering
+		// what was already delivered.
+		cp = EncodeCursor(*cur)
 	}
 	if err := emit(ctx, plugins.Batch{Events: events, Checkpoint: cp}); err != nil {
 		return err

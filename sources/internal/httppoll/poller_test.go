@@ -359,6 +359,42 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	assertExactlyOnce(t, all, items)
 }
 
+// TestRestartInsideABigWindow stops the pipeline between the batches of a
+// window larger than MaxBatch: the restart must deliver nothing twice.
+func TestRestartInsideABigWindow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	api := newFakeAPI(t)
+	clk := &clock{}
+	clk.set(t0)
+	items := randomItems(rng, 2000, t0.Add(-2*time.Hour), t0)
+	api.add(items...)
+	// One window holds every event; batches of 300.
+	cfg := Config{Concurrency: 1, MaxBatch: 300, InitialWindow: 72 * time.Hour, TargetEvents: 100000, Lookback: 3 * time.Hour}
+	var all []string
+	var cp plugins.Checkpoint
+	for round := 0; ; round++ {
+		if round > 50 {
+			t.Fatal("did not finish")
+		}
+		p := testPoller(t, clk, cfg)
+		s := sink{stopAfter: 2}
+		err := p.Run(context.Background(), fakeFetcher(p, api.srv.URL), cp, s.emit)
+		for _, b := range s.batches {
+			if b.Checkpoint == nil {
+				t.Fatal("every batch with events must carry a checkpoint")
+			}
+			for _, ev := range b.Events {
+				all = append(all, ev.Meta.ID)
+			}
+			cp = b.Checkpoint
+		}
+		if err == nil {
+			break
+		}
+	}
+	assertExactlyOnce(t, all, items)
+}
+
 func TestOverlapLateEventsAndDedupe(t *testing.T) {
 	api := newFakeAPI(t)
 	clk := &clock{}
