@@ -1,0 +1,95 @@
+package rpc
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// ProtocolVersion is the version of plugin.proto this package speaks. It is
+// negotiated through go-plugin's VersionedPlugins: the host offers every
+// version it supports, the plugin picks the highest it also serves.
+const ProtocolVersion = 1
+
+// PluginName is the name the plugin set is dispensed under.
+const PluginName = "forwarder"
+
+// Handshake is shared by the host and every plugin.
+//
+// The magic cookie is a UX feature, not a security one: it lets a plugin
+// binary started by hand print "this binary is a plugin" instead of waiting
+// for a handshake that never comes. It is fixed forever; protocol changes are
+// expressed through ProtocolVersion and VersionedPlugins, never through the
+// cookie. Integrity is what the optional sha256 check is for, and AutoMTLS
+// keeps other local processes off the plugin's socket.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "FORWARDER_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "2f6c1b0e9a4d4c7e8b3f5a1d6e0c9b72-audit-forwarder",
+}
+
+// MaxMessageBytes bounds one gRPC message in both directions, on both sides.
+//
+// gRPC's default receive limit is 4 MiB, which a single batch of large audit
+// events (NHN's request/response bodies) can exceed; an unbounded limit would
+// let a corrupt length prefix or a runaway plugin make the other side
+// allocate without bound. 64 MiB holds a batch of 1000 events of 64 KiB, and
+// the host additionally splits batches into chunks of at most ChunkBytes, so
+// a transform may grow its events several times before a response hits it.
+const MaxMessageBytes = 64 << 20
+
+// ChunkBytes is the encoded size above which the host splits one
+// Process or Write call into several requests.
+const ChunkBytes = 8 << 20
+
+// PluginSets returns the versioned plugin sets. server is nil on the host.
+func PluginSets(server *Server) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		1: {PluginName: &GRPCPlugin{Impl: server}},
+	}
+}
+
+// ServerOptions are the gRPC server options of a plugin process.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+	}
+}
+
+// DialOptions are the gRPC dial options of the host.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	)}
+}
+
+// GRPCPlugin is the go-plugin glue: it registers the services of Server in
+// a plugin process and returns a *Client on the host.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Impl serves the plugin's factories; nil on the host.
+	Impl *Server
+}
+
+var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+// GRPCServer implements plugin.GRPCPlugin.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	RegisterComponentServer(s, p.Impl)
+	RegisterSourceServer(s, p.Impl)
+	RegisterTransformServer(s, p.Impl)
+	RegisterOutputServer(s, p.Impl)
+	return nil
+}
+
+// GRPCClient implements plugin.GRPCPlugin. ctx ends when the plugin
+// process exits; Client.Done reports it.
+func (p *GRPCPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return NewClient(ctx, c), nil
+}
+
+// chunkBytes is ChunkBytes; tests lower it.
+var chunkBytes = ChunkBytes
