@@ -188,6 +188,16 @@ func historyIDs(t *testing.T, path string) map[string]int {
 }
 
 // waitLines waits until path has at least n lines.
+// slowRateLimit rewrites the rate_limit of the pipeline file at path.
+func slowRateLimit(t *testing.T, path string, perSecond int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, strings.Replace(string(data), "rate_limit: 20", fmt.Sprintf("rate_limit: %d", perSecond), 1))
+}
+
 func waitLines(t *testing.T, path string, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -216,13 +226,16 @@ func TestNcloudExactlyOnceAcrossCleanRestart(t *testing.T) {
 	sim, url := faultySimulator(t, 10000)
 	dir := t.TempDir()
 	cfg, out := ncpPipeline(t, dir, url, "")
+	// A slower API, so the SIGTERM surely lands mid-backfill: the engine
+	// drains every window already emitted, which on a fast run can be all.
+	slowRateLimit(t, cfg, 8)
 
 	// First run: stop it cleanly (SIGTERM) part way through the backlog.
 	cmd, stderr := forwarderCmd(ncloud.SimSecretKey, "run", "-c", cfg)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitLines(t, out, 3000, 60*time.Second)
+	waitLines(t, out, 2000, 60*time.Second)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("first run: %v\n%s", err, stderr)

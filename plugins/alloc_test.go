@@ -1,0 +1,61 @@
+package plugins
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+)
+
+func TestAllocObjectsIsolated(t *testing.T) {
+	objs := make([]*Object, 3)
+	AllocObjects(objs, []int{1, 2, 1})
+	objs[0].SetKey("a", "1")
+	objs[1].SetKey("b", "2")
+	objs[1].SetKey("c", "3")
+	objs[2].SetKey("d", "4")
+	// Growing past the size must not overwrite the neighbour.
+	objs[0].SetKey("x", "grown")
+	objs[1].SetKey("y", "grown")
+	for i, want := range []string{`{"a":"1","x":"grown"}`, `{"b":"2","c":"3","y":"grown"}`, `{"d":"4"}`} {
+		if got := string(objs[i].AppendJSON(nil)); got != want {
+			t.Errorf("object %d = %s, want %s", i, got, want)
+		}
+	}
+}
+
+func TestFingerprintIgnoresKeyOrderAndWhitespace(t *testing.T) {
+	a, err := ParseObject([]byte(`{"b":1,"a":{"y":"\u0040","x":[true,null,1.50]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseObject([]byte("{ \"a\" : { \"x\" : [ true , null , 1.50 ] , \"y\" : \"@\" } , \"b\" : 1 }"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(AppendCanonicalJSON(nil, a)), `{"a":{"x":[true,null,1.50],"y":"@"},"b":1}`; got != want {
+		t.Fatalf("canonical = %s, want %s", got, want)
+	}
+	if Fingerprint(a) != Fingerprint(b) {
+		t.Fatal("same item, different fingerprints")
+	}
+	sum := sha256.Sum256([]byte(`{"a":{"x":[true,null,1.50],"y":"@"},"b":1}`))
+	if got, want := Fingerprint(a), hex.EncodeToString(sum[:]); got != want {
+		t.Fatalf("fingerprint = %s, want sha256 of the canonical JSON %s", got, want)
+	}
+	c, _ := ParseObject([]byte(`{"b":2,"a":{"y":"@","x":[true,null,1.50]}}`))
+	if Fingerprint(a) == Fingerprint(c) {
+		t.Fatal("different items, same fingerprint")
+	}
+}
+
+func TestAppend(t *testing.T) {
+	o := NewObject(1)
+	o.Append("a", "1")
+	o.Append("b", Number("2"))
+	if got := string(o.AppendJSON(nil)); got != `{"a":"1","b":2}` {
+		t.Fatalf("got %s", got)
+	}
+	if v, ok := o.GetKey("b"); !ok || v != Number("2") {
+		t.Fatalf("GetKey(b) = %v, %v", v, ok)
+	}
+}
