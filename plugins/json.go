@@ -213,31 +213,49 @@ func (p *parser) number() (any, error) {
 	return Number(p.s[start:p.i]), nil
 }
 
+// strSpecial marks the bytes the string scanner must look at: the closing
+// quote, escapes, control characters and the start of multi-byte UTF-8.
+var strSpecial = func() (t [256]bool) {
+	for i := 0; i < 256; i++ {
+		t[i] = i == '"' || i == '\\' || i < 0x20 || i >= utf8.RuneSelf
+	}
+	return t
+}()
+
 func (p *parser) str() (string, error) {
 	p.i++ // opening quote
 	start := p.i
-	for p.i < len(p.s) {
-		c := p.s[p.i]
+	s := p.s
+	i := p.i
+	for {
+		// Tight loop over ordinary bytes: most strings are plain ASCII.
+		for i < len(s) && !strSpecial[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			p.i = i
+			return "", p.errorf("unterminated string")
+		}
+		c := s[i]
 		switch {
 		case c == '"':
-			s := p.s[start:p.i]
-			p.i++
-			return s, nil
+			p.i = i + 1
+			return s[start:i], nil
 		case c == '\\':
+			p.i = i
 			return p.strEscaped(start)
 		case c < 0x20:
+			p.i = i
 			return "", p.errorf("control character in string")
-		case c < utf8.RuneSelf:
-			p.i++
 		default:
-			r, size := utf8.DecodeRuneInString(p.s[p.i:])
+			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError && size == 1 {
+				p.i = i
 				return p.strEscaped(start)
 			}
-			p.i += size
+			i += size
 		}
 	}
-	return "", p.errorf("unterminated string")
 }
 
 // strEscaped handles the slow path: escapes or invalid UTF-8 (replaced by
@@ -432,6 +450,9 @@ func AppendJSONString(dst []byte, s string) []byte {
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
 				i++
+				for i < len(s) && s[i] < utf8.RuneSelf && safeASCII[s[i]] {
+					i++
+				}
 				continue
 			}
 			dst = append(dst, s[start:i]...)
