@@ -48,6 +48,10 @@ func ParseValue(data []byte) (any, error) {
 type parser struct {
 	s string
 	i int
+	// strs and nums back the interface values of parsed strings and
+	// numbers, a chunk at a time (see box.go).
+	strs []string
+	nums []Number
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -78,7 +82,11 @@ func (p *parser) value(depth int) (any, error) {
 	case '[':
 		return p.array(depth)
 	case '"':
-		return p.str()
+		str, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		return p.boxString(str), nil
 	case 't':
 		return p.lit("true", true)
 	case 'f':
@@ -210,7 +218,7 @@ func (p *parser) number() (any, error) {
 			return nil, p.errorf("invalid number")
 		}
 	}
-	return Number(p.s[start:p.i]), nil
+	return p.boxNumber(Number(p.s[start:p.i])), nil
 }
 
 // strSpecial marks the bytes the string scanner must look at: the closing
