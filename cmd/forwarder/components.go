@@ -1,9 +1,18 @@
 package main
 
 import (
+	"github.com/auditforwarder/forwarder/outputs/elasticsearch"
 	"github.com/auditforwarder/forwarder/outputs/file"
+	"github.com/auditforwarder/forwarder/outputs/kafka"
+	"github.com/auditforwarder/forwarder/outputs/syslog"
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/host"
+	filesource "github.com/auditforwarder/forwarder/sources/file"
 	"github.com/auditforwarder/forwarder/sources/generate"
+	"github.com/auditforwarder/forwarder/sources/ncloud"
+	"github.com/auditforwarder/forwarder/sources/nhncloud"
+	"github.com/auditforwarder/forwarder/transforms/ecs"
+	"github.com/auditforwarder/forwarder/transforms/mask"
 )
 
 // builtins is the explicit list of components compiled into the forwarder.
@@ -12,11 +21,22 @@ import (
 func builtins() []plugins.Factory {
 	return []plugins.Factory{
 		// sources
+		host.NewSourceFactory(), // type: plugin
 		generate.NewFactory(),
+		ncloud.NewFactory(),
+		nhncloud.NewFactory(),
+		filesource.NewFactory(),
 		// transforms
+		host.NewTransformFactory(), // type: plugin
+		ecs.NewFactory(),
+		mask.NewFactory(),
 		// outputs
+		host.NewOutputFactory(), // type: plugin
 		file.NewFactory(),
 		file.NewConsoleFactory(),
+		kafka.NewFactory(),
+		elasticsearch.NewFactory(),
+		syslog.NewFactory(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ func newRunCmd() *cobra.Command {
 	var path string
 	var sets []string
 	var once bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline until SIGINT/SIGTERM (or, with --once, until caught up)",
@@ -36,6 +38,17 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return runtimeErr(fmt.Errorf("--cpuprofile: %w", err))
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return runtimeErr(fmt.Errorf("--cpuprofile: %w", err))
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			_, err = runPipeline(ctx, cfg, runOptions{once: once, logOut: cmd.ErrOrStderr()})
@@ -44,6 +57,8 @@ func newRunCmd() *cobra.Command {
 	}
 	addConfigFlags(cmd, &path, &sets)
 	cmd.Flags().BoolVar(&once, "once", false, "exit 0 once every source is caught up and every output acknowledged")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
+	_ = cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -53,6 +68,9 @@ func loadConfig(opts config.Options) (*config.Config, *plugins.Registry, error) 
 	reg, err := newRegistry()
 	if err != nil {
 		return nil, nil, runtimeErr(err)
+	}
+	if err := registerExternal(reg, opts); err != nil {
+		return nil, nil, configErr(err)
 	}
 	opts.Registry = reg
 	cfg, err := config.Load(opts)
@@ -161,6 +179,9 @@ func newPluginsCmd() *cobra.Command {
 			if err != nil {
 				return runtimeErr(err)
 			}
+			if err := registerExternal(reg, config.Options{Path: path, Set: sets}); err != nil {
+				return configErr(err)
+			}
 			if sample != "" {
 				found := false
 				for _, f := range reg.All() {
@@ -176,7 +197,7 @@ func newPluginsCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			for _, f := range reg.All() {
-				fmt.Fprintf(w, "%-10s %-24s %-9s %s\n", f.Kind(), f.Type(), "built-in", f.Description())
+				fmt.Fprintf(w, "%-10s %-24s %-9s %s\n", f.Kind(), f.Type(), origin(f), f.Description())
 			}
 			return nil
 		},

@@ -25,6 +25,13 @@ import (
 // EnvPrefix starts every environment override.
 const EnvPrefix = "FORWARDER_"
 
+// topLevelKeys are the keys of pipeline.yaml's top level; an environment
+// variable is an override only when it names one of them.
+var topLevelKeys = map[string]bool{
+	"data_dir": true, "shutdown_timeout": true, "api": true, "log": true, "plugin_dir": true,
+	"cluster": true, "sources": true, "transforms": true, "outputs": true,
+}
+
 // Config is the decoded, validated pipeline.
 type Config struct {
 	DataDir         string        `koanf:"data_dir"`
@@ -200,6 +207,12 @@ func Load(opts Options) (*Config, error) {
 		TransformFunc: func(key, val string) (string, any) {
 			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
 			key = strings.ReplaceAll(key, "__", ".")
+			// Only variables naming a top-level key are overrides; others
+			// that share the prefix (FORWARDER_TEST_*, tooling) are not ours.
+			top, _, _ := strings.Cut(key, ".")
+			if !topLevelKeys[top] {
+				return "", nil
+			}
 			return key, scalar(val)
 		},
 	}), nil); err != nil {

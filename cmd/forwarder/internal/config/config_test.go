@@ -102,7 +102,7 @@ func TestLoadValid(t *testing.T) {
 }
 
 func TestEnvAndFlagOverrides(t *testing.T) {
-	env := []string{"NCP_SECRET=x", "FORWARDER_SOURCES__NCP__PAGE_SIZE=42", "FORWARDER_LOG__LEVEL=debug", "FORWARDER_SHUTDOWN_TIMEOUT=5s"}
+	env := []string{"NCP_SECRET=x", "FORWARDER_SOURCES__NCP__PAGE_SIZE=42", "FORWARDER_TEST_KAFKA_BROKERS=127.0.0.1:1", "FORWARDER_SERVICES_DIR=/tmp/x", "FORWARDER_LOG__LEVEL=debug", "FORWARDER_SHUTDOWN_TIMEOUT=5s"}
 	cfg, err := load(t, valid, env, "outputs.o1.path=/tmp/flag.ndjson")
 	if err != nil {
 		t.Fatal(err)
