@@ -9,6 +9,7 @@ import (
 	"github.com/auditforwarder/forwarder/plugins/host"
 	filesource "github.com/auditforwarder/forwarder/sources/file"
 	"github.com/auditforwarder/forwarder/sources/generate"
+	kafkasource "github.com/auditforwarder/forwarder/sources/kafka"
 	"github.com/auditforwarder/forwarder/sources/ncloud"
 	"github.com/auditforwarder/forwarder/sources/nhncloud"
 	"github.com/auditforwarder/forwarder/transforms/ecs"
@@ -26,6 +27,7 @@ func builtins() []plugins.Factory {
 		ncloud.NewFactory(),
 		nhncloud.NewFactory(),
 		filesource.NewFactory(),
+		kafkasource.NewFactory(),
 		// transforms
 		host.NewTransformFactory(), // type: plugin
 		ecs.NewFactory(),

@@ -95,6 +95,9 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 	for _, c := range cfg.Components {
 		secrets = append(secrets, plugins.CollectSecrets(c.Config)...)
 	}
+	if cfg.Cluster != nil {
+		secrets = append(secrets, plugins.CollectSecrets(cfg.Cluster)...)
+	}
 	scrubbers := append([]logging.Scrubber{logging.SecretScrubber(secrets)}, logScrubbers(cfg)...)
 	return logging.New(w, cfg.Log.Level, cfg.Log.Format, scrubbers...)
 }
@@ -113,7 +116,13 @@ func runPipeline(ctx context.Context, cfg *config.Config, ro runOptions) (*engin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	eng, err := engine.New(ctx, cfg, engine.Options{Logger: log, Metrics: reg, Once: ro.once})
+	opts := engine.Options{Logger: log, Metrics: reg, Once: ro.once}
+	// Cluster mode (a `cluster:` block): Kafka checkpoint store + group ownership.
+	if err := clusterOptions(ctx, cfg, log, &opts); err != nil {
+		log.Error("cannot join the cluster", "error", err)
+		return nil, runtimeErr(err)
+	}
+	eng, err := engine.New(ctx, cfg, opts)
 	if err != nil {
 		log.Error("cannot build pipeline", "error", err)
 		return nil, runtimeErr(err)

@@ -39,6 +39,10 @@ type Config struct {
 	Partitions int `koanf:"partitions"`
 	// ReplicationFactor of a created topic; -1 = the broker's default.replication.factor.
 	ReplicationFactor int `koanf:"replication_factor"`
+	// ExactlyOnce writes the records of a source that feeds this output
+	// alone in one Kafka transaction with the source's checkpoint (cluster
+	// mode, brokers = cluster.kafka.brokers); see cmd/forwarder/CLUSTER.md.
+	ExactlyOnce bool `koanf:"exactly_once"`
 	// TLS secures the broker connections.
 	TLS TLSConfig `koanf:"tls"`
 	// SASL authenticates to the brokers.

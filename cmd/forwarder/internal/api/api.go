@@ -23,6 +23,13 @@ type Readiness interface {
 	Ready() (bool, map[string]string)
 }
 
+// Detailer is optionally implemented by a Readiness whose /readyz body
+// carries more than readiness (cluster mode: membership and owned
+// sources). Its keys are added to the body; nil adds nothing.
+type Detailer interface {
+	Details() map[string]any
+}
+
 // Server is the running HTTP endpoint.
 type Server struct {
 	srv *http.Server
@@ -41,6 +48,13 @@ func Handler(gatherer prometheus.Gatherer, ready Readiness) http.Handler {
 		ok, problems := ready.Ready()
 		w.Header().Set("Content-Type", "application/json")
 		body := map[string]any{"ready": ok}
+		if d, isDetailer := ready.(Detailer); isDetailer {
+			for k, v := range d.Details() {
+				if k != "ready" && k != "problems" {
+					body[k] = v
+				}
+			}
+		}
 		if !ok {
 			body["problems"] = problems
 			w.WriteHeader(http.StatusServiceUnavailable)

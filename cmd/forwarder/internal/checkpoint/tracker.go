@@ -76,3 +76,12 @@ func (t *Tracker) Last() []byte {
 	defer t.mu.Unlock()
 	return t.last
 }
+
+// Committed returns the number of batches committed so far: every batch
+// whose sequence number is below it is acknowledged together with all
+// before it.
+func (t *Tracker) Committed() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.headSeq
+}

@@ -40,6 +40,9 @@ type Config struct {
 	Log             LogConfig     `koanf:"log"`
 	// PluginDir is scanned for external plugin binaries at start (optional).
 	PluginDir string `koanf:"plugin_dir"`
+	// Cluster, when set, runs this instance as one of many sharing the
+	// sources through Kafka (see cluster.go); nil = single instance.
+	Cluster *ClusterConfig `koanf:"cluster"`
 
 	Sources    map[string]map[string]any `koanf:"sources"`
 	Transforms map[string]map[string]any `koanf:"transforms"`
@@ -240,8 +243,14 @@ func Load(opts Options) (*Config, error) {
 	}
 
 	cfg := &Config{}
+	if err := prepareCluster(raw, cfg); err != nil {
+		return nil, err
+	}
 	if err := plugins.DecodeConfig(raw, cfg); err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		cfg.Cluster.fill()
 	}
 	if err := plugins.ValidateConfig("", cfg); err != nil {
 		errs = append(errs, err)

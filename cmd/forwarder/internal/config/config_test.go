@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,88 @@ func TestMissingFile(t *testing.T) {
 	_, err := Load(Options{Path: "/nonexistent/pipeline.yaml", Registry: testRegistry(t), Environ: []string{}})
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/pipeline.yaml") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestClusterBlockAbsentMeansSingleInstance(t *testing.T) {
+	cfg, err := load(t, valid, []string{"NCP_SECRET=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster != nil {
+		t.Fatalf("no cluster block, got %+v", cfg.Cluster)
+	}
+}
+
+func TestClusterBlockDefaults(t *testing.T) {
+	cfg, err := load(t, valid+"cluster:\n  kafka:\n    brokers: [127.0.0.1:9092]\n  group: audit\n", []string{"NCP_SECRET=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Cluster
+	if c == nil {
+		t.Fatal("cluster block not decoded")
+	}
+	if c.Group != "audit" || c.StateTopic != "audit-state" || c.CoordinationTopic != "audit-coordination" ||
+		c.SessionTimeout != 10*time.Second || c.HeartbeatInterval != time.Second || c.ReplicationFactor != -1 ||
+		c.Kafka.ClientID != "forwarder" || len(c.Kafka.Brokers) != 1 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	// Environment overrides reach the block like any other key.
+	cfg, err = load(t, valid+"cluster:\n  kafka:\n    brokers: [127.0.0.1:9092]\n", []string{"NCP_SECRET=x", "FORWARDER_CLUSTER__STATE_TOPIC=st", "FORWARDER_CLUSTER__SESSION_TIMEOUT=20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.StateTopic != "st" || cfg.Cluster.SessionTimeout != 20*time.Second || cfg.Cluster.Group != "forwarder" {
+		t.Fatalf("overrides: %+v", cfg.Cluster)
+	}
+}
+
+func TestClusterBlockSecretNeverPrinted(t *testing.T) {
+	cfg, err := load(t, valid+"cluster:\n  kafka:\n    brokers: [b:9092]\n    sasl: {mechanism: SCRAM-SHA-512, username: u, password: hunter2-cluster}\n", []string{"NCP_SECRET=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprintf("%+v %#v", *cfg.Cluster, *cfg.Cluster); strings.Contains(s, "hunter2-cluster") {
+		t.Fatalf("secret printed: %s", s)
+	}
+	if cfg.Cluster.Kafka.SASL.Password.Reveal() != "hunter2-cluster" {
+		t.Fatal("password not decoded")
+	}
+}
+
+func TestClusterBlockErrors(t *testing.T) {
+	base := valid + "cluster:\n  kafka:\n    brokers: [127.0.0.1:9092]\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"empty block", valid + "cluster:\n", "cluster: must be a mapping with at least kafka.brokers"},
+		{"no brokers", valid + "cluster:\n  group: g\n", "cluster.kafka.brokers: needs at least one host:port"},
+		{"bad broker", valid + "cluster:\n  kafka:\n    brokers: [localhost]\n", `cluster.kafka.brokers[0]: must be host:port, got "localhost"`},
+		{"unknown key", base + "  groop: g\n", "cluster.groop: unknown key"},
+		{"empty group", base + "  group: \"\"\n", "cluster.group: must not be empty"},
+		{"group with space", base + "  group: \"a b\"\n", "cluster.group: must be 1 to 200 printable ASCII"},
+		{"bad state topic", base + "  state_topic: \"a/b\"\n", `cluster.state_topic: topic name "a/b" has '/'`},
+		{"same topics", base + "  state_topic: t\n  coordination_topic: t\n", `cluster.coordination_topic: must differ from state_topic ("t")`},
+		{"short session", base + "  session_timeout: 1s\n", "cluster.session_timeout: must be between 6s and 30m"},
+		{"slow heartbeat", base + "  session_timeout: 9s\n  heartbeat_interval: 4s\n", "cluster.heartbeat_interval: must be positive and at most a third of session_timeout (9s), got 4s"},
+		{"bad duration", base + "  session_timeout: soon\n", "cluster.session_timeout: must be a duration"},
+		{"replication", base + "  replication_factor: 0\n", "cluster.replication_factor: must be -1 (broker default) or between 1 and 32767, got 0"},
+		{"tls key without enabled", base + "    tls: {ca_file: /x}\n", "cluster.kafka.tls.ca_file: is set but tls.enabled is false"},
+		{"tls cert without key", base + "    tls: {enabled: true, cert_file: /x}\n", "cluster.kafka.tls.cert_file: and key_file must be set together"},
+		{"sasl bad mechanism", base + "    sasl: {mechanism: GSSAPI, username: u, password: p}\n", `cluster.kafka.sasl.mechanism: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got "GSSAPI"`},
+		{"sasl no password", base + "    sasl: {mechanism: PLAIN, username: u}\n", "cluster.kafka.sasl.password: is required with sasl.mechanism"},
+		{"sasl user without mechanism", base + "    sasl: {username: u}\n", "cluster.kafka.sasl.mechanism: is required when username or password is set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, tt.yaml, []string{"NCP_SECRET=x"})
+			if err == nil {
+				t.Fatalf("expected error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error does not contain %q:\n%v", tt.want, err)
+			}
+		})
 	}
 }

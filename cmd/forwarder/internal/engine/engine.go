@@ -42,6 +42,13 @@ type Options struct {
 	MaxPendingBatches int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Ownership, when set, runs the engine in cluster mode: only the
+	// sources it assigns run here (see cluster.go). Store should then be
+	// shared by the instances (a KafkaStore).
+	Ownership Ownership
+	// ClusterBrokers are cluster.kafka.brokers: an exactly_once Kafka
+	// output must write to the same cluster (see eos.go).
+	ClusterBrokers []string
 }
 
 // Engine is a running (or runnable) pipeline.
@@ -58,6 +65,8 @@ type Engine struct {
 	transforms []*transformNode
 	outputs    []*outputNode
 	all        []plugins.Component
+
+	cluster *clusterState // nil outside cluster mode
 }
 
 // target is something a batch can be sent to.
@@ -81,6 +90,12 @@ type ackGroup struct {
 	// then never be acknowledged.
 	failed atomic.Bool
 	done   func()
+
+	// Exactly-once (eos.go): the output that encodes this batch instead of
+	// writing it, and the records it encoded.
+	eosOut  *outputNode
+	recMu   sync.Mutex
+	records []plugins.KafkaRecord
 }
 
 func (g *ackGroup) add(n int) { g.pending.Add(int64(n)) }
@@ -182,6 +197,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 	for _, t := range e.transforms {
 		t.down = downstream[t.id]
 	}
+	if opts.Ownership != nil {
+		if opts.Once {
+			e.closeAll(ctx)
+			return nil, errors.New("--once cannot be used in cluster mode: the instances share the sources and keep running")
+		}
+		e.cluster = newClusterState(e)
+	}
+	if err := e.setupExactlyOnce(downstream); err != nil {
+		e.closeAll(ctx)
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -258,8 +284,20 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 
 	var committers sync.WaitGroup
 	var srcWG sync.WaitGroup
-	srcErrs := make(chan error, len(e.sources))
+	srcErrs := make(chan error, len(e.sources)+1)
+	if e.cluster != nil {
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			if err := e.runCluster(srcCtx, runCtx); err != nil {
+				srcErrs <- err
+			}
+		}()
+	}
 	for _, n := range e.sources {
+		if e.cluster != nil {
+			break // cluster.go starts the sources this instance owns
+		}
 		cp, err := e.store.Load(ctx, n.id)
 		if err != nil {
 			return fmt.Errorf("sources.%s: %w", n.id, err)

@@ -11,6 +11,8 @@ type Health struct {
 	mu      sync.Mutex
 	reports map[string]map[string]string // component -> reporter -> error text
 	started bool
+	// details adds facts to /readyz (cluster membership); nil = none.
+	details func() map[string]any
 }
 
 func newHealth() *Health { return &Health{reports: map[string]map[string]string{}} }

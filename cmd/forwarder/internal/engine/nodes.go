@@ -35,6 +35,15 @@ type sourceNode struct {
 	saveMu     sync.Mutex
 	lastCommit atomic.Int64 // unix nanos of the last persisted checkpoint
 
+	// Cluster mode (cluster.go): store overrides the engine's store;
+	// managed marks a source whose assignments come and go, active is the
+	// tracker of its current assignment (both guarded by mu).
+	store   checkpoint.Store
+	managed bool
+	active  *checkpoint.Tracker
+	// eos is set for a source delivered exactly once into Kafka (eos.go).
+	eos *eosState
+
 	in prometheus.Counter
 }
 
@@ -68,14 +77,21 @@ func (n *sourceNode) emit(ctx context.Context, b plugins.Batch) error {
 		n.failing.Store(false)
 		n.e.health.set(n.id, "engine", nil)
 	}
-	seq := n.tracker.Add(b.Checkpoint)
+	tr := n.tracker
+	seq := tr.Add(b.Checkpoint)
 	n.inflight.Add(1)
 	g := &ackGroup{}
+	if n.eos != nil {
+		g.eosOut = n.eos.out
+	}
 	g.pending.Store(1)
 	g.done = func() {
 		if !g.failed.Load() {
-			if cp, ok := n.tracker.Ack(seq); ok {
-				n.offer(cp)
+			if n.eos != nil {
+				n.stashRecords(tr, seq, g.takeRecords())
+			}
+			if cp, ok := tr.Ack(seq); ok {
+				n.offerFrom(tr, cp)
 			}
 		}
 		n.inflight.Add(-1)
@@ -109,16 +125,6 @@ func (n *sourceNode) runSource(ctx context.Context) error {
 	}
 }
 
-func (n *sourceNode) offer(cp []byte) {
-	n.mu.Lock()
-	n.toCommit, n.dirty = cp, true
-	n.mu.Unlock()
-	select {
-	case n.commit <- struct{}{}:
-	default:
-	}
-}
-
 // runCommitter persists the newest committable checkpoint, coalescing
 // acknowledgements that arrive while a save is in progress.
 func (n *sourceNode) runCommitter(ctx context.Context) {
@@ -128,6 +134,9 @@ func (n *sourceNode) runCommitter(ctx context.Context) {
 			return
 		case <-n.commit:
 			if err := n.flushCommit(ctx); err != nil {
+				if n.fencedStop(err) {
+					return
+				}
 				n.e.log.Error("cannot persist checkpoint; it will be retried, and events re-read after a restart",
 					"component_id", n.id, "error", err)
 				n.e.health.set(n.id, "checkpoint", err)
@@ -142,6 +151,9 @@ func (n *sourceNode) runCommitter(ctx context.Context) {
 }
 
 func (n *sourceNode) flushCommit(ctx context.Context) error {
+	if n.eos != nil {
+		return n.flushEOS(ctx)
+	}
 	n.saveMu.Lock()
 	defer n.saveMu.Unlock()
 	n.mu.Lock()
@@ -151,7 +163,7 @@ func (n *sourceNode) flushCommit(ctx context.Context) error {
 	if !dirty {
 		return nil
 	}
-	if err := n.e.store.Save(ctx, n.id, cp); err != nil {
+	if err := n.storeFor().Save(ctx, n.id, cp); err != nil {
 		n.mu.Lock()
 		if !n.dirty {
 			n.toCommit, n.dirty = cp, true
@@ -162,6 +174,7 @@ func (n *sourceNode) flushCommit(ctx context.Context) error {
 	n.e.health.set(n.id, "checkpoint", nil)
 	n.lastCommit.Store(n.e.opts.Now().UnixNano())
 	n.e.m.checkpoints.WithLabelValues(n.id).Inc()
+	n.committed(ctx, cp)
 	return nil
 }
 
@@ -247,6 +260,9 @@ type outputNode struct {
 
 	accepted, failed, retries prometheus.Counter
 	latency                   prometheus.Observer
+
+	// eos is set when the output delivers exactly once (eos.go).
+	eos plugins.ExactlyOnceOutput
 }
 
 func (n *outputNode) isTransform() bool { return false }
@@ -287,6 +303,9 @@ func (n *outputNode) run(ctx context.Context) {
 // deliver writes a batch until it is accepted or dead-lettered. It returns
 // false only when ctx ended first: the batch then stays unacknowledged.
 func (n *outputNode) deliver(ctx context.Context, it item) bool {
+	if n.eos != nil && it.ack.eosOut == n {
+		return n.deliverEOS(ctx, it)
+	}
 	log := n.e.log.With("component_id", n.id)
 	events := it.events
 	for attempt := 0; ; attempt++ {
