@@ -7,7 +7,14 @@ import (
 	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig"
 )
+
+// TLSConfig is the `tls:` block, shared by everything that talks to Kafka.
+type TLSConfig = kafkaconfig.TLS
+
+// SASLConfig is the `sasl:` block, shared by everything that talks to Kafka.
+type SASLConfig = kafkaconfig.SASL
 
 // Config is the `type: kafka` output's configuration.
 type Config struct {
@@ -49,32 +56,6 @@ type Config struct {
 	SASL SASLConfig `koanf:"sasl"`
 }
 
-// TLSConfig is the `tls:` block.
-type TLSConfig struct {
-	// Enabled turns TLS on; the other keys need it.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a PEM bundle of the CAs that sign the brokers' certificates;
-	// empty = the system roots.
-	CAFile string `koanf:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key (mutual TLS).
-	CertFile string `koanf:"cert_file"`
-	KeyFile  string `koanf:"key_file"`
-	// ServerName overrides the name checked in the brokers' certificates.
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Testing only.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
-
-// SASLConfig is the `sasl:` block.
-type SASLConfig struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL.
-	Mechanism string `koanf:"mechanism"`
-	// Username is the SASL user.
-	Username string `koanf:"username"`
-	// Password is the SASL password.
-	Password plugins.Secret `koanf:"password"`
-}
-
 // Compression codec names.
 var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -107,7 +88,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, plugins.FieldErrorf("brokers", "needs at least one host:port"))
 	}
 	for i, b := range c.Brokers {
-		if err := checkHostPort(b); err != nil {
+		if err := kafkaconfig.CheckBroker(b); err != nil {
 			errs = append(errs, plugins.FieldErrorf(fmt.Sprintf("brokers[%d]", i), "%v", err))
 		}
 	}
@@ -116,7 +97,7 @@ func (c *Config) Validate() error {
 	} else if t, err := parseTemplate(c.Topic); err != nil {
 		errs = append(errs, plugins.FieldErrorf("topic", "%v", err))
 	} else if t.static() {
-		if err := checkTopicName(c.Topic); err != nil {
+		if err := kafkaconfig.CheckTopicName(c.Topic); err != nil {
 			errs = append(errs, plugins.FieldErrorf("topic", "%v", err))
 		}
 	}
@@ -147,86 +128,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, plugins.FieldErrorf("replication_factor", "must be -1 (broker default) or between 1 and 32767, got %d", c.ReplicationFactor))
 	}
 	return errors.Join(errs...)
-}
-
-// Validate implements plugins.Validator.
-func (t *TLSConfig) Validate() error {
-	var errs []error
-	if !t.Enabled {
-		for _, f := range []struct {
-			key string
-			set bool
-		}{
-			{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
-			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify},
-		} {
-			if f.set {
-				errs = append(errs, plugins.FieldErrorf(f.key, "is set but tls.enabled is false; set enabled: true"))
-			}
-		}
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, plugins.FieldErrorf("cert_file", "and key_file must be set together"))
-	}
-	return errors.Join(errs...)
-}
-
-// Validate implements plugins.Validator.
-func (s *SASLConfig) Validate() error {
-	var errs []error
-	switch s.mechanism() {
-	case "":
-		if s.Username != "" || s.Password.IsSet() {
-			errs = append(errs, plugins.FieldErrorf("mechanism", "is required when username or password is set (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"))
-		}
-		return errors.Join(errs...)
-	case mechPlain, mechSCRAM256, mechSCRAM512:
-	default:
-		errs = append(errs, plugins.FieldErrorf("mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", s.Mechanism))
-	}
-	if s.Username == "" {
-		errs = append(errs, plugins.FieldErrorf("username", "is required with sasl.mechanism"))
-	}
-	if !s.Password.IsSet() {
-		errs = append(errs, plugins.FieldErrorf("password", "is required with sasl.mechanism"))
-	}
-	return errors.Join(errs...)
-}
-
-// mechanism returns the mechanism in Kafka's upper-case spelling.
-func (s *SASLConfig) mechanism() string { return strings.ToUpper(strings.TrimSpace(s.Mechanism)) }
-
-func checkHostPort(b string) error {
-	i := strings.LastIndexByte(b, ':')
-	if i <= 0 || i == len(b)-1 {
-		return fmt.Errorf("must be host:port, got %q", b)
-	}
-	for _, r := range b[i+1:] {
-		if r < '0' || r > '9' {
-			return fmt.Errorf("must be host:port with a numeric port, got %q", b)
-		}
-	}
-	return nil
-}
-
-// checkTopicName applies Kafka's topic name rules.
-func checkTopicName(t string) error {
-	if t == "" {
-		return errors.New("topic name is empty")
-	}
-	if t == "." || t == ".." {
-		return fmt.Errorf("topic name %q is not allowed", t)
-	}
-	if len(t) > maxTopicBytes {
-		return fmt.Errorf("topic name is %d characters long; Kafka allows at most %d", len(t), maxTopicBytes)
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q has %q; Kafka allows only ASCII letters, digits, '.', '_' and '-'", t, c)
-		}
-	}
-	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig"
 )
 
 var _ plugins.ExactlyOnceOutput = (*output)(nil)
@@ -38,7 +39,7 @@ func (o *output) EncodeRecords(ctx context.Context, events []*plugins.Event) ([]
 	for i, ev := range events {
 		topic, err := o.topic.render(ev.Fields)
 		if err == nil && !o.topic.static() {
-			if terr := checkTopicName(topic); terr != nil {
+			if terr := kafkaconfig.CheckTopicName(topic); terr != nil {
 				err = fmt.Errorf("topic template %q: %w", o.topic.text, terr)
 			}
 		}

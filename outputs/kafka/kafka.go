@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig"
 )
 
 // Tunables that tests shorten.
@@ -177,7 +178,7 @@ func tlsConfig(c *TLSConfig) (*tls.Config, error) {
 }
 
 func saslMechanism(c *SASLConfig) sasl.Mechanism {
-	switch c.mechanism() {
+	switch c.MechanismName() {
 	case mechPlain:
 		return plain.Auth{User: c.Username, Pass: c.Password.Reveal()}.AsMechanism()
 	case mechSCRAM256:
@@ -223,7 +224,7 @@ func (o *output) Start(ctx context.Context) error {
 	if o.cfg.TLS.InsecureSkipVerify {
 		o.log.Warn("TLS CERTIFICATE VERIFICATION IS DISABLED (tls.insecure_skip_verify: true): anyone on the network path can impersonate the Kafka brokers and read or alter the audit events; use it only for testing")
 	}
-	if o.cfg.SASL.mechanism() == mechPlain && !o.cfg.TLS.Enabled {
+	if o.cfg.SASL.MechanismName() == mechPlain && !o.cfg.TLS.Enabled {
 		o.log.Warn("SASL PLAIN without TLS sends the password in clear text; set tls.enabled: true")
 	}
 	cl, err := kgo.NewClient(opts...)
@@ -276,10 +277,10 @@ func (o *output) fatalConnError(err error) error {
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("kafka brokers %s rejected the SASL %s credentials of user %q: %w",
-			strings.Join(o.cfg.Brokers, ","), o.cfg.SASL.mechanism(), o.cfg.SASL.Username, err)
+			strings.Join(o.cfg.Brokers, ","), o.cfg.SASL.MechanismName(), o.cfg.SASL.Username, err)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return fmt.Errorf("kafka brokers %s do not accept SASL mechanism %s: %w",
-			strings.Join(o.cfg.Brokers, ","), o.cfg.SASL.mechanism(), err)
+			strings.Join(o.cfg.Brokers, ","), o.cfg.SASL.MechanismName(), err)
 	}
 	var uae x509.UnknownAuthorityError
 	var he x509.HostnameError
@@ -579,7 +580,7 @@ func (o *output) Write(ctx context.Context, events []*plugins.Event) error {
 		r := &b.recs[i]
 		topic, err := o.topic.render(ev.Fields)
 		if err == nil && !o.topic.static() {
-			if terr := checkTopicName(topic); terr != nil {
+			if terr := kafkaconfig.CheckTopicName(topic); terr != nil {
 				err = fmt.Errorf("topic template %q: %w", o.topic.text, terr)
 			}
 		}

@@ -319,11 +319,20 @@ func TestLeaderChangesLoseNothing(t *testing.T) {
 			}
 		}
 	})
-	const batches, size = 20, 250
+	// Write at least 20 batches, and go on until several leader moves
+	// happened during the writes (a fast machine finishes 20 in a blink).
+	const minBatches, size = 20, 250
+	var next atomic.Int32
+	deadline := time.Now().Add(20 * time.Second)
 	var wg sync.WaitGroup
-	for w := range 2 {
+	for range 2 {
 		wg.Go(func() {
-			for b := w; b < batches; b += 2 {
+			for {
+				b := int(next.Add(1)) - 1
+				if b >= minBatches && (moves.Load() >= 5 || time.Now().After(deadline)) {
+					next.Add(-1)
+					return
+				}
 				events := makeEvents(b*size, size, "d", "s", 512)
 				// Retry like the engine does.
 				for attempt := 0; ; attempt++ {
@@ -345,6 +354,7 @@ func TestLeaderChangesLoseNothing(t *testing.T) {
 	if moves.Load() < 5 {
 		t.Fatalf("only %d leader moves happened", moves.Load())
 	}
+	batches := int(next.Load())
 	recs := consume(t, c.ListenAddrs(), "audit", batches*size, 20*time.Second)
 	seen := map[string]bool{}
 	for _, id := range recordIDs(recs) {

@@ -171,7 +171,7 @@ func (s *source) clientOpts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	user, pass := c.SASL.Username, c.SASL.Password.Reveal()
-	switch c.SASL.mechanism() {
+	switch c.SASL.MechanismName() {
 	case "PLAIN":
 		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
 	case "SCRAM-SHA-256":

@@ -7,7 +7,14 @@ import (
 	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig"
 )
+
+// KafkaTLS is the `tls:` block, shared by everything that talks to Kafka.
+type KafkaTLS = kafkaconfig.TLS
+
+// KafkaSASL is the `sasl:` block, shared by everything that talks to Kafka.
+type KafkaSASL = kafkaconfig.SASL
 
 // ClusterConfig is the optional `cluster:` block. With it, every instance
 // that runs the same pipeline.yaml joins one Kafka group: the instances
@@ -54,32 +61,6 @@ type ClusterKafka struct {
 	SASL KafkaSASL `koanf:"sasl"`
 }
 
-// KafkaTLS is a `tls:` block of a Kafka connection.
-type KafkaTLS struct {
-	// Enabled turns TLS on; the other keys need it.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a PEM bundle of the CAs that sign the brokers'
-	// certificates; empty = the system roots.
-	CAFile string `koanf:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key (mutual TLS).
-	CertFile string `koanf:"cert_file"`
-	KeyFile  string `koanf:"key_file"`
-	// ServerName overrides the name checked in the brokers' certificates.
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Testing only.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
-
-// KafkaSASL is a `sasl:` block of a Kafka connection.
-type KafkaSASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL.
-	Mechanism string `koanf:"mechanism"`
-	// Username is the SASL user.
-	Username string `koanf:"username"`
-	// Password is the SASL password.
-	Password plugins.Secret `koanf:"password"`
-}
-
 // DefaultCluster returns the defaults a `cluster:` block is decoded over.
 func DefaultCluster() *ClusterConfig {
 	return &ClusterConfig{
@@ -110,7 +91,7 @@ func (c *ClusterConfig) Validate() error {
 		errs = append(errs, plugins.FieldErrorf("group", "must be 1 to 200 printable ASCII characters without spaces, got %q", c.Group))
 	}
 	for _, t := range []struct{ key, name string }{{"state_topic", c.StateTopic}, {"coordination_topic", c.CoordinationTopic}} {
-		if err := checkTopicName(t.name); err != nil {
+		if err := kafkaconfig.CheckTopicName(t.name); err != nil {
 			errs = append(errs, plugins.FieldErrorf(t.key, "%v", err))
 		}
 	}
@@ -136,91 +117,11 @@ func (k *ClusterKafka) Validate() error {
 		errs = append(errs, plugins.FieldErrorf("brokers", "needs at least one host:port"))
 	}
 	for i, b := range k.Brokers {
-		if err := checkHostPort(b); err != nil {
+		if err := kafkaconfig.CheckBroker(b); err != nil {
 			errs = append(errs, plugins.FieldErrorf(fmt.Sprintf("brokers[%d]", i), "%v", err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Validate implements plugins.Validator.
-func (t *KafkaTLS) Validate() error {
-	var errs []error
-	if !t.Enabled {
-		for _, f := range []struct {
-			key string
-			set bool
-		}{
-			{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
-			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify},
-		} {
-			if f.set {
-				errs = append(errs, plugins.FieldErrorf(f.key, "is set but tls.enabled is false; set enabled: true"))
-			}
-		}
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, plugins.FieldErrorf("cert_file", "and key_file must be set together"))
-	}
-	return errors.Join(errs...)
-}
-
-// Validate implements plugins.Validator.
-func (s *KafkaSASL) Validate() error {
-	var errs []error
-	switch s.MechanismName() {
-	case "":
-		if s.Username != "" || s.Password.IsSet() {
-			errs = append(errs, plugins.FieldErrorf("mechanism", "is required when username or password is set (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"))
-		}
-		return errors.Join(errs...)
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-	default:
-		errs = append(errs, plugins.FieldErrorf("mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", s.Mechanism))
-	}
-	if s.Username == "" {
-		errs = append(errs, plugins.FieldErrorf("username", "is required with sasl.mechanism"))
-	}
-	if !s.Password.IsSet() {
-		errs = append(errs, plugins.FieldErrorf("password", "is required with sasl.mechanism"))
-	}
-	return errors.Join(errs...)
-}
-
-// MechanismName returns the mechanism in Kafka's upper-case spelling.
-func (s *KafkaSASL) MechanismName() string { return strings.ToUpper(strings.TrimSpace(s.Mechanism)) }
-
-func checkHostPort(b string) error {
-	i := strings.LastIndexByte(b, ':')
-	if i <= 0 || i == len(b)-1 {
-		return fmt.Errorf("must be host:port, got %q", b)
-	}
-	for _, r := range b[i+1:] {
-		if r < '0' || r > '9' {
-			return fmt.Errorf("must be host:port with a numeric port, got %q", b)
-		}
-	}
-	return nil
-}
-
-// checkTopicName applies Kafka's topic name rules.
-func checkTopicName(t string) error {
-	if t == "" {
-		return errors.New("must not be empty")
-	}
-	if t == "." || t == ".." {
-		return fmt.Errorf("topic name %q is not allowed", t)
-	}
-	if len(t) > 249 {
-		return fmt.Errorf("topic name is %d characters long; Kafka allows at most 249", len(t))
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q has %q; Kafka allows only ASCII letters, digits, '.', '_' and '-'", t, c)
-		}
-	}
-	return nil
 }
 
 // prepareCluster puts the defaults under a `cluster:` block before
