@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -141,7 +140,7 @@ func (c *Client) authBackoff() (time.Duration, bool) {
 	if d := time.Until(c.pauseUntil); d > 0 {
 		return d, false
 	}
-	d := backoff(c.authStep, c.retry.AuthInitial, c.retry.AuthMax)
+	d := plugins.Backoff(c.authStep, c.retry.AuthInitial, c.retry.AuthMax)
 	c.authStep++
 	c.pauseUntil = time.Now().Add(d)
 	return d, true
@@ -204,7 +203,7 @@ func (c *Client) Do(ctx context.Context, r Request) error {
 			if malformed >= c.retry.MalformedTries {
 				return e
 			}
-			wait = backoff(attempt, c.retry.Initial, c.retry.Max)
+			wait = plugins.Backoff(attempt, c.retry.Initial, c.retry.Max)
 			c.log.Warn("malformed page; retrying", "request", r.What, "error", e.Err,
 				"try", malformed, "of", c.retry.MalformedTries, "retry_in", wait.String())
 		default:
@@ -212,7 +211,7 @@ func (c *Client) Do(ctx context.Context, r Request) error {
 			if wait > 0 {
 				c.pause(wait) // the server asked every request to wait
 			} else {
-				wait = backoff(attempt, c.retry.Initial, c.retry.Max)
+				wait = plugins.Backoff(attempt, c.retry.Initial, c.retry.Max)
 			}
 			if c.failing.Load() >= notReadyAfter {
 				c.setStatus(e)
@@ -308,23 +307,6 @@ func stripURL(err error) error {
 		return fmt.Errorf("%s %s: %w", ue.Op, host, ue.Err)
 	}
 	return err
-}
-
-// backoff returns the n-th retry delay (n from 0) with jitter in [d/2, d],
-// d = initial·2ⁿ capped at max.
-func backoff(n int, initial, max time.Duration) time.Duration {
-	d := initial
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	half := int64(d / 2)
-	if half <= 0 {
-		return d
-	}
-	return time.Duration(half + rand.Int64N(half+1))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -358,7 +358,7 @@ func (c *clusterState) assign(n *sourceNode) {
 				return
 			}
 			e.health.set(n.id, "checkpoint", err)
-			d := backoff(attempt, 500*time.Millisecond, 15*time.Second)
+			d := plugins.Backoff(attempt, 500*time.Millisecond, 15*time.Second)
 			e.log.Warn("cannot load the source's checkpoint; retrying", "component_id", n.id, "error", err, "retry_in", d.String())
 			if !sleepCtx(ctx, d) {
 				return

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -462,23 +461,6 @@ func fanOut(ctx context.Context, down []target, events []*plugins.Event, g *ackG
 		}
 	}
 	return nil
-}
-
-// backoff returns the n-th retry delay (n from 0) with full jitter in
-// [d/2, d], d = initial·2ⁿ capped at max.
-func backoff(n int, initial, max time.Duration) time.Duration {
-	d := initial
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	half := int64(d / 2)
-	if half <= 0 {
-		return d
-	}
-	return time.Duration(half + rand.Int64N(half+1))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -138,7 +138,7 @@ func (n *outputNode) deliverEOS(ctx context.Context, it item) bool {
 		}
 		n.retries.Inc()
 		n.e.health.set(n.id, "engine", err)
-		d := backoff(attempt, n.d.InitialBackoff, n.d.MaxBackoff)
+		d := plugins.Backoff(attempt, n.d.InitialBackoff, n.d.MaxBackoff)
 		n.e.log.Warn("encoding for exactly-once delivery failed; retrying", "component_id", n.id, "error", err, "retry_in", d.String())
 		if !sleepCtx(ctx, d) {
 			return false

@@ -117,7 +117,7 @@ func (n *sourceNode) runSource(ctx context.Context) error {
 			log.Error("source stopped", "error", err)
 			return fmt.Errorf("sources.%s: %w: %w", n.id, ErrSourceFailed, err)
 		}
-		d := backoff(attempt, time.Second, time.Minute)
+		d := plugins.Backoff(attempt, time.Second, time.Minute)
 		log.Warn("source failed; restarting from its last emitted batch", "error", err, "retry_in", d.String())
 		if !sleepCtx(ctx, d) {
 			return nil
@@ -370,7 +370,7 @@ func (n *outputNode) deliver(ctx context.Context, it item) bool {
 		}
 		n.retries.Inc()
 		n.e.health.set(n.id, "engine", err)
-		d := backoff(attempt, n.d.InitialBackoff, n.d.MaxBackoff)
+		d := plugins.Backoff(attempt, n.d.InitialBackoff, n.d.MaxBackoff)
 		log.Warn("write failed; retrying", "error", err, "attempt", attempt+1, "retry_in", d.String(), "events", len(events))
 		if !sleepCtx(ctx, d) {
 			return false
@@ -399,7 +399,7 @@ func (e *Engine) deadLetter(ctx context.Context, component string, events []*plu
 		}
 		e.health.set(component, "dead_letter", err)
 		e.log.Error("cannot write dead letters; the batch stays unacknowledged and is retried", "component_id", component, "error", err)
-		if !sleepCtx(ctx, backoff(attempt, time.Second, time.Minute)) {
+		if !sleepCtx(ctx, plugins.Backoff(attempt, time.Second, time.Minute)) {
 			return false
 		}
 	}
