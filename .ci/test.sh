@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, services included: installs and starts a real Kafka
 # broker, Elasticsearch 8 and rsyslog on 127.0.0.1 (see .ci/services.sh),
-# runs every Go test with -race, and stops the services again.
+# runs go vet, a gofmt check and every Go test with -race, and stops the
+# services again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,11 @@ unformatted=$(gofmt -l . | grep -v '^plugins/rpc/.*\.pb\.go$' || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
-go test -race -count=1 -timeout 25m ./... 2>&1 | tee "${TEST_LOG:-/tmp/forwarder-test.log}"
+
+log="${TEST_LOG:-/tmp/forwarder-test.log}"
+status=0
+go test -race -count=1 -timeout 25m ./... 2>&1 | tee "$log" || status=$?
+passed=$(grep -c '^ok ' "$log" || true)
+failed=$(grep -c '^FAIL' "$log" || true)
+echo "packages: $passed passed, $failed failed"
+exit "$status"
