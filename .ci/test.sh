@@ -20,6 +20,6 @@ log="${TEST_LOG:-/tmp/forwarder-test.log}"
 status=0
 go test -race -count=1 -timeout 25m ./... 2>&1 | tee "$log" || status=$?
 passed=$(grep -c '^ok ' "$log" || true)
-failed=$(grep -c '^FAIL' "$log" || true)
+failed=$(grep -c $'^FAIL\t' "$log" || true)
 echo "packages: $passed passed, $failed failed"
 exit "$status"
