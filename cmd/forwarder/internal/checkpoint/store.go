@@ -5,10 +5,13 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,7 +43,13 @@ func OpenBolt(path string) (s *BoltStore, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("checkpoint store %s: %w", path, err)
 	}
-	// bbolt panics on some kinds of corruption; turn that into an error.
+	if err := checkBoltFile(path); err != nil {
+		return nil, fmt.Errorf("checkpoint store %s is corrupt (%v); move it away to start from the configured lookback", path, err)
+	}
+	// bbolt panics on some kinds of corruption, and reading a page past the
+	// end of a damaged file through its mmap faults; make both recoverable
+	// errors rather than a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, fmt.Errorf("checkpoint store %s is corrupt (%v); move it away to start from the configured lookback", path, r)
@@ -68,6 +77,7 @@ func OpenBolt(path string) (s *BoltStore, err error) {
 
 // Load implements Store.
 func (s *BoltStore) Load(_ context.Context, key string) (cp []byte, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("checkpoint store %s is corrupt (%v)", s.path, r)
@@ -86,8 +96,14 @@ func (s *BoltStore) Load(_ context.Context, key string) (cp []byte, err error) {
 }
 
 // Save implements Store; it returns after the write is fsynced.
-func (s *BoltStore) Save(_ context.Context, key string, cp []byte) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+func (s *BoltStore) Save(_ context.Context, key string, cp []byte) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("checkpoint store %s is corrupt (%v)", s.path, r)
+		}
+	}()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).Put([]byte(key), cp)
 	})
 	if err != nil {
@@ -128,3 +144,56 @@ func (s *MemStore) Save(_ context.Context, key string, cp []byte) error {
 
 // Close implements Store.
 func (s *MemStore) Close() error { return nil }
+
+// boltMagic marks a bbolt meta page.
+const boltMagic = 0xED0CDAED
+
+// checkBoltFile rejects an existing file that cannot be a bbolt database or
+// is shorter than its own meta pages say: bbolt would map it and fault on
+// the missing pages. A missing or empty file is fine (bbolt creates it).
+func checkBoltFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		return nil
+	}
+	// The first meta page sits at offset 0: a 16-byte page header, then
+	// magic, version, page size, flags, root bucket (16), freelist, pgid.
+	hdr := make([]byte, 64)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("file is %d bytes, too short for a checkpoint store", st.Size())
+		}
+		return err
+	}
+	le := binary.LittleEndian
+	if le.Uint32(hdr[16:20]) != boltMagic {
+		return errors.New("not a bbolt database (bad magic)")
+	}
+	pageSize := int64(le.Uint32(hdr[24:28]))
+	if pageSize < 512 || pageSize > 1<<20 {
+		return fmt.Errorf("implausible page size %d", pageSize)
+	}
+	highWater := int64(le.Uint64(hdr[56:64]))
+	// Both meta pages may disagree; the larger one bounds what bbolt reads.
+	meta2 := make([]byte, 64)
+	if _, err := f.ReadAt(meta2, pageSize); err == nil && le.Uint32(meta2[16:20]) == boltMagic {
+		if hw := int64(le.Uint64(meta2[56:64])); hw > highWater {
+			highWater = hw
+		}
+	}
+	if need := highWater * pageSize; need > st.Size() || st.Size() < 4*pageSize {
+		return fmt.Errorf("file is %d bytes but its pages need %d: truncated", st.Size(), max(need, 4*pageSize))
+	}
+	return nil
+}
