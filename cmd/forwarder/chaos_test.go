@@ -106,7 +106,11 @@ func TestChaos(t *testing.T) {
 			failed++
 			status = "FAIL"
 		}
-		fmt.Printf("chaos: %s %-18s %6.1fs  %s\n", status, sc.name, time.Since(start).Seconds(), rep)
+		summary := rep.String()
+		if summary == "" {
+			summary = "(stopped early: see the test log above)"
+		}
+		fmt.Printf("chaos: %s %-18s %6.1fs  %s\n", status, sc.name, time.Since(start).Seconds(), summary)
 	}
 	fmt.Printf("chaos: %d passed, %d failed\n", passed, failed)
 }
@@ -205,14 +209,22 @@ func randHex(n int) string {
 }
 
 // requireTCP fails the test, saying how to start the service, when addr
-// does not accept connections.
+// does not accept connections within 90 s (other packages' tests restart
+// the shared services now and then).
 func requireTCP(t testing.TB, what, addr, script string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		t.Fatalf("%s is not reachable at %s (%v): start it with `eval \"$(bash .ci/services/%s.sh start)\"`", what, addr, err, script)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not reachable at %s (%v): start it with `eval \"$(bash .ci/services/%s.sh start)\"`", what, addr, err, script)
+		}
+		time.Sleep(time.Second)
 	}
-	_ = c.Close()
 }
 
 func repoDir() string {
@@ -302,14 +314,16 @@ func startPrivateServices(t *testing.T, long bool) *privateServices {
 	return p
 }
 
-func (p *privateServices) wait(t *testing.T) {
+func (p *privateServices) wait(t *testing.T, rep *chaosReport) {
 	t.Helper()
 	select {
 	case <-p.ready:
 	case <-time.After(5 * time.Minute):
+		rep.add("the private service instances did not start within 5 minutes")
 		t.Fatal("the private service instances did not start within 5 minutes")
 	}
 	if p.err != nil {
+		rep.add("private service instances: %s", shorten(strings.ReplaceAll(p.err.Error(), "\n", " | "), 300))
 		t.Fatalf("private service instances (%s): %v", chaosServicesDir, p.err)
 	}
 }
@@ -723,56 +737,6 @@ func waitReadyz(t *testing.T, p *fwdRun, want int, contains string, timeout time
 	}
 	t.Fatalf("/readyz did not answer %d with %q within %s; last: %d %s", want, contains, timeout, code, body)
 	return 0
-}
-
-// metricValues returns the samples of a Prometheus metric by label set.
-func metricValues(addr, name string) map[string]float64 {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		labels := ""
-		if strings.HasPrefix(rest, "{") {
-			end := strings.Index(rest, "}")
-			if end < 0 {
-				continue
-			}
-			labels, rest = rest[1:end], rest[end+1:]
-		} else if !strings.HasPrefix(rest, " ") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		if err == nil {
-			out[labels] = v
-		}
-	}
-	return out
-}
-
-// outputEvents returns the events each output accepted in this run.
-func outputEvents(addr string) map[string]float64 {
-	out := map[string]float64{}
-	for labels, v := range metricValues(addr, "forwarder_component_events_out_total") {
-		if !strings.Contains(labels, `component_kind="output"`) {
-			continue
-		}
-		if i := strings.Index(labels, `component_id="`); i >= 0 {
-			id := labels[i+len(`component_id="`):]
-			out[id[:strings.Index(id, `"`)]] = v
-		}
-	}
-	return out
 }
 
 // ---- reading the outputs back ----
@@ -1310,7 +1274,7 @@ func (e *chaosEnv) scenarioOutage(t *testing.T, rep *chaosReport) {
 		}
 		hold = d
 	}
-	e.priv.wait(t)
+	e.priv.wait(t, rep)
 	p := e.priv
 	s := startSims(t, e.creds, simSpec{ncpEvents: backlog, nhnEvents: backlog, seed: 21, live: live})
 	dir := t.TempDir()
