@@ -268,6 +268,8 @@ func TestNcloudAtLeastOnceAcrossSIGKILL(t *testing.T) {
 	sim, url := faultySimulator(t, 10000)
 	dir := t.TempDir()
 	cfg, out := ncpPipeline(t, dir, url, "")
+	// A slower API, so windows arrive one by one and each kill lands mid-backfill.
+	slowRateLimit(t, cfg, 8)
 	for i, at := range []int{1500, 4000, 7000} {
 		cmd, stderr := forwarderCmd(ncloud.SimSecretKey, "run", "-c", cfg)
 		if err := cmd.Start(); err != nil {
