@@ -1149,7 +1149,9 @@ func (e *chaosEnv) scenarioKill(t *testing.T, rep *chaosReport) {
 	kafkaEnds = append(kafkaEnds, endOffset(t, adm, topic))
 	rep.add("%d kills (%d during the backfill; %d in the first 1.5 s of a run, %d on the time cap), %d events; before the final --once run %.0f%% in the file, %.0f%% in Elasticsearch",
 		kills, mid, early, capped, n, 100*float64(inFile)/float64(n), 100*float64(esCount.Count)/float64(n))
-	if mid < kills/2 {
+	// A self-check of the test, not of the product: on a fast, quiet
+	// machine the later runs can finish the backfill before their kill.
+	if mid < max(2, kills/5) {
 		t.Errorf("only %d of %d kills landed during the backfill", mid, kills)
 	}
 
