@@ -61,7 +61,8 @@ func TestBenchHarness(t *testing.T) {
 	start := time.Now()
 
 	// The private broker of scenario 6 starts while the others run.
-	privEnv := []string{"FORWARDER_KAFKA_INSTANCE=kafka-bench", "FORWARDER_KAFKA_PORT_BASE=19392"}
+	privPort := freePortBlock(3)
+	privEnv := []string{"FORWARDER_KAFKA_INSTANCE=kafka-bench-" + b.id, "FORWARDER_KAFKA_PORT_BASE=" + strconv.Itoa(privPort)}
 	privDone := make(chan struct{})
 	var privErr error
 	go func() { defer close(privDone); _, privErr = serviceScript("kafka", privEnv, "start") }()
@@ -80,7 +81,7 @@ func TestBenchHarness(t *testing.T) {
 	if privErr != nil {
 		t.Fatalf("private broker for scenario 6: %v", privErr)
 	}
-	rows = append(rows, b.backpressure(t, []string{"127.0.0.1:19392"}, privEnv))
+	rows = append(rows, b.backpressure(t, []string{fmt.Sprintf("127.0.0.1:%d", privPort)}, privEnv))
 	load[1] = loadAvg()
 
 	var out strings.Builder

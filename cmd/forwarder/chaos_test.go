@@ -42,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	yaml "go.yaml.in/yaml/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/checkpoint"
 	"github.com/auditforwarder/forwarder/plugins"
@@ -51,15 +52,9 @@ import (
 
 // Private service instances: the outage scenario stops its own broker,
 // rsyslog and (long form) Elasticsearch, never the shared ones other
-// packages test against at the same time.
-const (
-	chaosServicesDir   = "/tmp/forwarder-services-chaos"
-	chaosKafkaInstance = "kafka-chaos"
-	chaosKafkaPortBase = 19292
-	chaosSyslogPort    = 15614 // udp; tcp, tls, relp, mtls follow
-	chaosESPort        = 19201
-)
-
+// packages test against at the same time. Their names, directories and
+// ports are new for every run, so two suites running at once (CI and a
+// developer, say) never stop each other's.
 // maxBatchEvents is the most events an API source puts in one batch
 // (httppoll's MaxBatch); the engine keeps at most 16 batches of a source
 // unacknowledged, so a crash re-delivers at most 16 batches per source.
@@ -255,6 +250,7 @@ func lastLines(s string, n int) string {
 // privateServices are the instances the outage scenario may stop.
 type privateServices struct {
 	long        bool
+	dir         string
 	kafkaEnv    []string
 	kafkaBroker string
 	syslogEnv   []string
@@ -268,23 +264,27 @@ type privateServices struct {
 }
 
 func startPrivateServices(t *testing.T, long bool) *privateServices {
+	id := randHex(4)
+	dir := "/tmp/forwarder-services-chaos-" + id
+	kafkaBase, syslogBase, esBase := freePortBlock(3), freePortBlock(5), freePortBlock(2)
 	p := &privateServices{
 		long:        long,
-		kafkaEnv:    []string{"FORWARDER_KAFKA_INSTANCE=" + chaosKafkaInstance, "FORWARDER_KAFKA_PORT_BASE=" + strconv.Itoa(chaosKafkaPortBase)},
-		kafkaBroker: fmt.Sprintf("127.0.0.1:%d", chaosKafkaPortBase),
+		dir:         dir,
+		kafkaEnv:    []string{"FORWARDER_KAFKA_INSTANCE=kafka-chaos-" + id, "FORWARDER_KAFKA_PORT_BASE=" + strconv.Itoa(kafkaBase)},
+		kafkaBroker: fmt.Sprintf("127.0.0.1:%d", kafkaBase),
 		syslogEnv: []string{
-			"FORWARDER_SERVICES_DIR=" + chaosServicesDir,
-			fmt.Sprintf("FORWARDER_TEST_SYSLOG_UDP_PORT=%d", chaosSyslogPort),
-			fmt.Sprintf("FORWARDER_TEST_SYSLOG_TCP_PORT=%d", chaosSyslogPort+1),
-			fmt.Sprintf("FORWARDER_TEST_SYSLOG_TLS_PORT=%d", chaosSyslogPort+2),
-			fmt.Sprintf("FORWARDER_TEST_SYSLOG_RELP_PORT=%d", chaosSyslogPort+3),
-			fmt.Sprintf("FORWARDER_TEST_SYSLOG_MTLS_PORT=%d", chaosSyslogPort+4),
+			"FORWARDER_SERVICES_DIR=" + dir,
+			fmt.Sprintf("FORWARDER_TEST_SYSLOG_UDP_PORT=%d", syslogBase),
+			fmt.Sprintf("FORWARDER_TEST_SYSLOG_TCP_PORT=%d", syslogBase+1),
+			fmt.Sprintf("FORWARDER_TEST_SYSLOG_TLS_PORT=%d", syslogBase+2),
+			fmt.Sprintf("FORWARDER_TEST_SYSLOG_RELP_PORT=%d", syslogBase+3),
+			fmt.Sprintf("FORWARDER_TEST_SYSLOG_MTLS_PORT=%d", syslogBase+4),
 		},
-		relpAddr: fmt.Sprintf("127.0.0.1:%d", chaosSyslogPort+3),
-		relpFile: filepath.Join(chaosServicesDir, "rsyslog", "out", "relp.log"),
-		esEnv: []string{"FORWARDER_SERVICES_DIR=" + chaosServicesDir,
-			fmt.Sprintf("FORWARDER_ES_PORT=%d", chaosESPort), fmt.Sprintf("FORWARDER_ES_TRANSPORT_PORT=%d", chaosESPort+100)},
-		esURL: fmt.Sprintf("http://127.0.0.1:%d", chaosESPort),
+		relpAddr: fmt.Sprintf("127.0.0.1:%d", syslogBase+3),
+		relpFile: filepath.Join(dir, "rsyslog", "out", "relp.log"),
+		esEnv: []string{"FORWARDER_SERVICES_DIR=" + dir,
+			fmt.Sprintf("FORWARDER_ES_PORT=%d", esBase), fmt.Sprintf("FORWARDER_ES_TRANSPORT_PORT=%d", esBase+1)},
+		esURL: fmt.Sprintf("http://127.0.0.1:%d", esBase),
 		ready: make(chan struct{}),
 	}
 	go func() {
@@ -308,10 +308,39 @@ func startPrivateServices(t *testing.T, long bool) *privateServices {
 		_, _ = serviceScript("kafka", p.kafkaEnv, "stop")
 		_, _ = serviceScript("rsyslog", p.syslogEnv, "stop")
 		if long {
-			_, _ = serviceScript("elasticsearch", p.esEnv, "clean")
+			_, _ = serviceScript("elasticsearch", p.esEnv, "stop")
 		}
+		_ = os.RemoveAll(p.dir)
 	})
 	return p
+}
+
+// freePortBlock returns the first of n consecutive free loopback ports
+// (TCP and UDP), below the ephemeral range.
+func freePortBlock(n int) int {
+	for tries := 0; tries < 500; tries++ {
+		base := 20000 + mrand.IntN(10000-n)
+		free := true
+		for i := 0; i < n && free; i++ {
+			addr := fmt.Sprintf("127.0.0.1:%d", base+i)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				free = false
+				break
+			}
+			_ = ln.Close()
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				free = false
+				break
+			}
+			_ = pc.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	panic("no free block of loopback ports")
 }
 
 func (p *privateServices) wait(t *testing.T, rep *chaosReport) {
@@ -324,7 +353,7 @@ func (p *privateServices) wait(t *testing.T, rep *chaosReport) {
 	}
 	if p.err != nil {
 		rep.add("private service instances: %s", shorten(strings.ReplaceAll(p.err.Error(), "\n", " | "), 300))
-		t.Fatalf("private service instances (%s): %v", chaosServicesDir, p.err)
+		t.Fatalf("private service instances (%s): %v", p.dir, p.err)
 	}
 }
 
@@ -373,6 +402,11 @@ type simSpec struct {
 	slowFor          time.Duration
 	truncateNHNEvery int
 	recordNHN        bool
+	// pace caps the requests each simulator serves per second, with no
+	// burst: however fast the machine and however often the forwarder
+	// restarts (each start brings a fresh client-side burst), a backfill
+	// takes a known least time, so kills land in the middle of it.
+	pace float64
 }
 
 type chaosSims struct {
@@ -398,6 +432,10 @@ func startSims(t testing.TB, c simCreds, s simSpec) *chaosSims {
 	sims := &chaosSims{ncp: ncp, nhn: nhn,
 		ncpMW: &faultMiddleware{h: ncp, slowEvery: s.slowEvery, slowFor: s.slowFor},
 		nhnMW: &faultMiddleware{h: nhn, slowEvery: s.slowEvery, slowFor: s.slowFor, truncateEvery: s.truncateNHNEvery},
+	}
+	if s.pace > 0 {
+		sims.ncpMW.pace = rate.NewLimiter(rate.Limit(s.pace), 1)
+		sims.nhnMW.pace = rate.NewLimiter(rate.Limit(s.pace), 1)
 	}
 	a, b := httptest.NewServer(sims.ncpMW), httptest.NewServer(sims.nhnMW)
 	t.Cleanup(func() {
@@ -444,10 +482,14 @@ type faultMiddleware struct {
 	h                        http.Handler
 	slowEvery, truncateEvery int
 	slowFor                  time.Duration
+	pace                     *rate.Limiter
 	n, slowed, truncated     atomic.Int64
 }
 
 func (m *faultMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m.pace != nil && m.pace.Wait(r.Context()) != nil {
+		return
+	}
 	n := m.n.Add(1)
 	if m.slowEvery > 0 && n%int64(m.slowEvery) == 0 {
 		m.slowed.Add(1)
@@ -780,8 +822,17 @@ func ndjsonTail(t testing.TB, path string, from int64, visit func(line []byte)) 
 	return ids, off
 }
 
-// eventID returns event.id of an ECS document ("" when absent).
+// eventID returns event.id of an ECS document ("" when absent). The ecs
+// transform writes it first in "event": a quick look finds it without
+// decoding the document (the kill loop reads the output as it grows).
 func eventID(doc []byte) string {
+	const head = `"event":{"id":"`
+	if i := bytes.Index(doc, []byte(head)); i >= 0 {
+		rest := doc[i+len(head):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 && bytes.IndexByte(rest[:j], '\\') < 0 {
+			return string(rest[:j])
+		}
+	}
 	var d struct {
 		Event struct {
 			ID string `json:"id"`
@@ -1071,7 +1122,9 @@ func (e *chaosEnv) scenarioKill(t *testing.T, rep *chaosReport) {
 	if e.long {
 		n, kills = 100000, 100
 	}
-	s := startSims(t, e.creds, simSpec{ncpEvents: n / 2, nhnEvents: n - n/2, seed: 11})
+	// 40 pages of 20 items a second per simulator: a backfill of at
+	// least n/1600 s (12.5 s short, 62.5 s long).
+	s := startSims(t, e.creds, simSpec{ncpEvents: n / 2, nhnEvents: n - n/2, seed: 11, pace: 40})
 	want := s.ids()
 	dir := t.TempDir()
 	topic := createTopic(t, e.kafkaBrokers, "chaos-kill-"+e.runID)
