@@ -287,20 +287,29 @@ func (p *Poller) poll(ctx context.Context, f Fetcher, cur *Cursor, start, end ti
 			}
 		}
 	}()
+	stop := func(err error) error {
+		cancel()
+		for range jobs {
+		}
+		return err
+	}
 	for j := range jobs {
+		final := false
 		for pc := range j.out {
 			if pc.err != nil {
-				cancel()
-				for range jobs {
-				}
-				return pc.err
+				return stop(pc.err)
 			}
 			if err := p.emit(ctx, cur, j.w, pc, emit); err != nil {
-				cancel()
-				for range jobs {
-				}
-				return err
+				return stop(err)
 			}
+			final = pc.final
+		}
+		if !final {
+			// The worker gave up on its window without a final piece or an
+			// error: it was cancelled, and a piece may have been dropped.
+			// Emitting a later window now would commit a checkpoint past
+			// events never delivered.
+			return stop(context.Canceled)
 		}
 	}
 	return ctx.Err()

@@ -660,3 +660,58 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("%d requests in %s: faster than 50/s", n, time.Since(start))
 	}
 }
+
+// TestCancelledWindowStopsLaterWindows: when a window's worker is cancelled
+// after its last page (its final piece may be dropped), no later window may
+// be emitted: its checkpoint would pass events never delivered. The race
+// between the worker's send and the cancellation is random, so the
+// scenario runs many times.
+func TestCancelledWindowStopsLaterWindows(t *testing.T) {
+	clk := &clock{}
+	clk.set(t0)
+	w1End := t0.Add(-3 * time.Hour) // windows of 1h from t0 − lookback
+	for run := 0; run < 200; run++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := testPoller(t, clk, Config{InitialWindow: time.Hour, MaxWindow: time.Hour, MinWindow: time.Hour,
+			MaxBatch: 2, Concurrency: 3, Lookback: 5 * time.Hour})
+		f := FetcherFunc(func(ctx context.Context, w Window, page func([]*plugins.Event) error) error {
+			// Window 1 fills a batch (a non-final piece), the others fit
+			// in their final piece.
+			var events []*plugins.Event
+			for i := range 1 + min(w.Seq%2, 1) {
+				events = append(events, &plugins.Event{Fields: plugins.NewObject(1),
+					Meta: plugins.Meta{ID: fmt.Sprintf("w%d-%d", w.Seq, i), Time: w.From}})
+			}
+			if err := page(events); err != nil {
+				return err
+			}
+			if w.Seq == 1 {
+				<-ctx.Done() // the last page arrived as the run was stopped
+			}
+			return nil
+		})
+		var ends []time.Time
+		emit := func(_ context.Context, b plugins.Batch) error {
+			c, err := DecodeCursor(b.Checkpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Events) > 0 && b.Events[0].Meta.ID == "w1-0" {
+				cancel() // SIGTERM once window 1's first piece is out
+			}
+			ends = append(ends, c.End)
+			return nil
+		}
+		_ = p.Run(ctx, f, nil, emit)
+		cancel()
+		w1Done := false
+		for _, e := range ends {
+			if e.Equal(w1End) {
+				w1Done = true
+			}
+			if e.After(w1End) && !w1Done {
+				t.Fatalf("run %d: a checkpoint advanced to %v although window 1 never finished (emitted ends %v)", run, e, ends)
+			}
+		}
+	}
+}
