@@ -72,6 +72,21 @@ type Transform interface {
 	Process(ctx context.Context, events []*Event) ([]*Event, error)
 }
 
+// ProcessFunc is the signature of Transform.Process.
+type ProcessFunc func(ctx context.Context, events []*Event) ([]*Event, error)
+
+// ParallelTransform is implemented by transforms whose work can be spread
+// over several cores. Fork returns a Process function with scratch state
+// of its own, sharing the transform's configuration and metrics. The
+// engine calls Fork after Start, once per worker, calls each fork from one
+// goroutine at a time (different forks at once) and passes the batches on
+// in the order they arrived, so outputs see the same order as with one
+// worker.
+type ParallelTransform interface {
+	Transform
+	Fork() ProcessFunc
+}
+
 // Output delivers events. Write returns nil only when every event has been
 // durably accepted by the destination. Otherwise it returns an error that is
 // retried for the whole batch, a Permanent error (the whole batch goes to the

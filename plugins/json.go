@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -32,7 +33,13 @@ func ParseObject(data []byte) (*Object, error) {
 
 // ParseValue parses any JSON value into the Object value model.
 func ParseValue(data []byte) (any, error) {
-	p := parser{s: string(data)}
+	p := parserPool.Get().(*parser)
+	defer p.release()
+	p.s = string(data)
+	// Most audit documents hold a member for every 20-30 bytes: size the
+	// first slab so one allocation takes them all.
+	p.slab = make([]field, 0, len(data)/24+4)
+	p.strs = make([]string, 0, len(data)/32+4)
 	p.skipWS()
 	v, err := p.value(0)
 	if err != nil {
@@ -52,6 +59,51 @@ type parser struct {
 	// numbers, a chunk at a time (see box.go).
 	strs []string
 	nums []Number
+	// stack collects the members of the objects being parsed (nested
+	// objects above their parent's); slab and objs hold the finished
+	// objects' members and headers, shared by the document, so a document
+	// costs a few allocations however many objects it has (see alloc.go).
+	stack []field
+	elems []any
+	slab  []field
+	objs  []Object
+}
+
+// parserPool keeps the parsers' scratch stacks between documents.
+var parserPool = sync.Pool{New: func() any { return new(parser) }}
+
+// release drops every reference into the parsed document, so a pooled
+// parser keeps none of it alive, and returns p to the pool.
+func (p *parser) release() {
+	clear(p.stack[:cap(p.stack)])
+	clear(p.elems[:cap(p.elems)])
+	*p = parser{stack: p.stack[:0], elems: p.elems[:0]}
+	parserPool.Put(p)
+}
+
+// finishObject moves the members above base from the stack into the
+// document's slab and returns the object holding them. The object's
+// storage is capped at its length: an object that grows later reallocates
+// its own members rather than overwrite a neighbour's.
+func (p *parser) finishObject(base int) *Object {
+	if len(p.objs) == cap(p.objs) {
+		p.objs = make([]Object, 0, 8)
+	}
+	p.objs = append(p.objs, Object{})
+	o := &p.objs[len(p.objs)-1]
+	n := len(p.stack) - base
+	if n == 0 {
+		return o
+	}
+	if cap(p.slab)-len(p.slab) < n {
+		p.slab = make([]field, 0, max(32, n))
+	}
+	start := len(p.slab)
+	p.slab = append(p.slab, p.stack[base:]...)
+	o.fields = p.slab[start:len(p.slab):len(p.slab)]
+	clear(p.stack[base:])
+	p.stack = p.stack[:base]
+	return o
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -111,11 +163,11 @@ func (p *parser) lit(word string, v any) (any, error) {
 
 func (p *parser) object(depth int) (any, error) {
 	p.i++ // {
-	o := NewObject(8)
+	base := len(p.stack)
 	p.skipWS()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return o, nil
+		return p.finishObject(base), nil
 	}
 	for {
 		p.skipWS()
@@ -136,8 +188,7 @@ func (p *parser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Duplicate keys: last one wins, as in encoding/json.
-		o.SetKey(k, v)
+		p.member(base, k, v)
 		p.skipWS()
 		if p.i >= len(p.s) {
 			return nil, p.errorf("unexpected end of input in object")
@@ -147,20 +198,39 @@ func (p *parser) object(depth int) (any, error) {
 			p.i++
 		case '}':
 			p.i++
-			return o, nil
+			return p.finishObject(base), nil
 		default:
 			return nil, p.errorf("expected ',' or '}'")
 		}
 	}
 }
 
+// member adds k: v to the object whose members start at base. Duplicate
+// keys: the last one wins, as in encoding/json.
+func (p *parser) member(base int, k string, v any) {
+	for i := base; i < len(p.stack); i++ {
+		if p.stack[i].key == k {
+			p.stack[i].val = v
+			return
+		}
+	}
+	p.stack = append(p.stack, field{k, v})
+}
+
 func (p *parser) array(depth int) (any, error) {
 	p.i++ // [
-	arr := make([]any, 0, 4)
+	base := len(p.elems)
+	finish := func() []any {
+		arr := make([]any, len(p.elems)-base)
+		copy(arr, p.elems[base:])
+		clear(p.elems[base:])
+		p.elems = p.elems[:base]
+		return arr
+	}
 	p.skipWS()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
-		return arr, nil
+		return make([]any, 0, 4), nil
 	}
 	for {
 		p.skipWS()
@@ -168,7 +238,7 @@ func (p *parser) array(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		arr = append(arr, v)
+		p.elems = append(p.elems, v)
 		p.skipWS()
 		if p.i >= len(p.s) {
 			return nil, p.errorf("unexpected end of input in array")
@@ -178,7 +248,7 @@ func (p *parser) array(depth int) (any, error) {
 			p.i++
 		case ']':
 			p.i++
-			return arr, nil
+			return finish(), nil
 		default:
 			return nil, p.errorf("expected ',' or ']'")
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,12 +43,17 @@ type Client struct {
 	tr   TransformClient
 	out  OutputClient
 	done <-chan struct{}
+	// offer is the Feature bits this host announces in Create (tests clear
+	// them to play a host built before they existed); features are those
+	// the plugin answered with, learnt at Create.
+	offer    uint32
+	features atomic.Uint32
 }
 
 // NewClient returns a Client over conn. done (may be nil) ends when the
 // plugin process exits.
 func NewClient(done context.Context, conn grpc.ClientConnInterface) *Client {
-	c := &Client{comp: NewComponentClient(conn), src: NewSourceClient(conn), tr: NewTransformClient(conn), out: NewOutputClient(conn)}
+	c := &Client{comp: NewComponentClient(conn), src: NewSourceClient(conn), tr: NewTransformClient(conn), out: NewOutputClient(conn), offer: supportedFeatures}
 	if done != nil {
 		c.done = done.Done()
 	}
@@ -115,13 +121,16 @@ func (c *Client) Validate(ctx context.Context, kind plugins.Kind, typ string, co
 // Create creates a component instance in the plugin.
 func (c *Client) Create(ctx context.Context, kind plugins.Kind, typ string, config []byte, set CreateSettings) (uint64, error) {
 	resp, err := c.comp.Create(ctx, &CreateRequest{Kind: encodeKind(kind), Type: typ, ConfigJson: config,
-		Settings: &Settings{Id: set.ID, DataDir: set.DataDir, Once: set.Once}})
+		Settings: &Settings{Id: set.ID, DataDir: set.DataDir, Once: set.Once}, Features: c.offer})
 	if err != nil {
 		return 0, c.transportErr(ctx, "Create", err)
 	}
 	if resp.Error != nil {
 		return 0, DecodeError(resp.Error)
 	}
+	// A plugin built before features existed answers none: it gets the
+	// original encoding.
+	c.features.Store(resp.Features & c.offer)
 	return resp.Instance, nil
 }
 
@@ -190,7 +199,13 @@ func (c *Client) Run(ctx context.Context, inst uint64, from plugins.Checkpoint, 
 		case *RunResponse_Done:
 			return DecodeError(m.Done.Error)
 		case *RunResponse_Batch:
-			events, err := decodeEvents(m.Batch.Events)
+			var events []*plugins.Event
+			var err error
+			if len(m.Batch.Packed) > 0 {
+				events, err = unpackEvents(m.Batch.Packed)
+			} else {
+				events, err = decodeEvents(m.Batch.Events)
+			}
 			if err != nil {
 				return plugins.Permanent(fmt.Errorf("plugin emitted an invalid batch: %w", err))
 			}
@@ -255,6 +270,9 @@ func encodeChunks(events []*plugins.Event, bufs *buffers) (chunks []chunk, tooBi
 func (c *Client) Process(ctx context.Context, inst uint64, events []*plugins.Event) ([]*plugins.Event, error) {
 	if len(events) == 0 {
 		return events[:0:0], nil
+	}
+	if c.packed() {
+		return c.processPacked(ctx, inst, events)
 	}
 	var bufs buffers
 	defer bufs.release()
@@ -331,6 +349,9 @@ func (c *Client) Write(ctx context.Context, inst uint64, events []*plugins.Event
 		}
 		return DecodeError(resp.Error)
 	}
+	if c.packed() {
+		return c.writePacked(ctx, inst, events)
+	}
 	var bufs buffers
 	defer bufs.release()
 	chunks, tooBig := encodeChunks(events, &bufs)
@@ -367,6 +388,83 @@ func (c *Client) Write(ctx context.Context, inst uint64, events []*plugins.Event
 		}
 		for j := range ch.evs {
 			be.Add(ch.idx[j], err)
+		}
+	}
+	return be.Err()
+}
+
+// packed reports whether the plugin takes packed batches.
+func (c *Client) packed() bool { return c.features.Load()&FeaturePacked != 0 }
+
+// processPacked is Process in the packed encoding.
+func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugins.Event) ([]*plugins.Event, error) {
+	var bufs buffers
+	defer bufs.release()
+	parts, tooBig := packEvents(events, &bufs)
+	if len(tooBig) > 0 {
+		return nil, plugins.Permanent(fmt.Errorf("event %d is above the plugin message limit of %d MiB", tooBig[0], MaxMessageBytes>>20))
+	}
+	out := make([]*plugins.Event, 0, len(events))
+	for _, req := range groupParts(parts) {
+		last := req[len(req)-1]
+		in := events[req[0].idx[0] : last.idx[len(last.idx)-1]+1]
+		resp, err := c.tr.Process(ctx, &ProcessRequest{Instance: inst, Packed: partData(req)})
+		if err != nil {
+			return nil, c.transportErr(ctx, "Process", err)
+		}
+		if resp.Error != nil {
+			return nil, DecodeError(resp.Error)
+		}
+		if out, err = unpackOut(resp.PackedOut, in, out); err != nil {
+			return nil, plugins.Permanent(fmt.Errorf("plugin returned an invalid event: %w", err))
+		}
+	}
+	return out, nil
+}
+
+// writePacked is Write in the packed encoding.
+func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins.Event) error {
+	var bufs buffers
+	defer bufs.release()
+	parts, tooBig := packEvents(events, &bufs)
+	reqs := groupParts(parts)
+	if len(reqs) == 1 && len(tooBig) == 0 {
+		resp, err := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(reqs[0])})
+		if err != nil {
+			return c.transportErr(ctx, "Write", err)
+		}
+		return DecodeError(resp.Error)
+	}
+	be := &plugins.BatchError{}
+	for _, i := range tooBig {
+		be.Add(i, plugins.Permanent(fmt.Errorf("event is above the plugin message limit of %d MiB", MaxMessageBytes>>20)))
+	}
+	for _, req := range reqs {
+		var idx []int
+		for _, p := range req {
+			idx = append(idx, p.idx...)
+		}
+		resp, rerr := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(req)})
+		if rerr != nil {
+			// The transport failed (a crash): the whole batch is retried,
+			// duplicates of the requests already written being harmless.
+			return c.transportErr(ctx, "Write", rerr)
+		}
+		err := DecodeError(resp.Error)
+		if err == nil {
+			continue
+		}
+		var sub *plugins.BatchError
+		if errors.As(err, &sub) {
+			for _, f := range sub.Failures {
+				if f.Index >= 0 && f.Index < len(idx) {
+					be.Add(idx[f.Index], f.Err)
+				}
+			}
+			continue
+		}
+		for _, i := range idx {
+			be.Add(i, err)
 		}
 	}
 	return be.Err()

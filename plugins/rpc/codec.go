@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -302,176 +301,66 @@ func decodeEvents(pes []*Event) ([]*plugins.Event, error) {
 
 // ---- transform results ----
 
-// rawDoc is a request document split into its top-level keys and the raw
-// JSON of each value, for diffing a transform's result against it.
-type rawDoc struct {
-	keys []string
-	vals [][]byte
+// patch is one change of a top-level key; val (JSON) points into the
+// differ's buffer.
+type patch struct {
+	key string
+	del bool
+	val []byte
 }
 
-// splitTopLevel scans a JSON object into its top-level keys and raw
-// values. ok is false when the document is not a plain object or a key
-// uses escapes; the caller then sends the whole document.
-func splitTopLevel(data []byte, d *rawDoc) bool {
-	d.keys, d.vals = d.keys[:0], d.vals[:0]
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return false
-	}
-	i = skipWS(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return true
-	}
-	for i < len(data) {
-		if data[i] != '"' {
-			return false
-		}
-		end := i + 1
-		for end < len(data) && data[end] != '"' {
-			if data[end] == '\\' {
-				return false
-			}
-			end++
-		}
-		if end >= len(data) {
-			return false
-		}
-		key := string(data[i+1 : end])
-		i = skipWS(data, end+1)
-		if i >= len(data) || data[i] != ':' {
-			return false
-		}
-		i = skipWS(data, i+1)
-		vend, ok := skipValue(data, i)
-		if !ok {
-			return false
-		}
-		d.keys = append(d.keys, key)
-		d.vals = append(d.vals, data[i:vend])
-		i = skipWS(data, vend)
-		if i >= len(data) {
-			return false
-		}
-		switch data[i] {
-		case ',':
-			i = skipWS(data, i+1)
-		case '}':
-			return true
-		default:
-			return false
-		}
-	}
-	return false
+// differ computes patches; its storage is reused from one event to the
+// next.
+type differ struct {
+	keys    []string
+	pos     []int
+	matched []bool
+	index   map[string]int
+	// buf holds the values of patches; it only grows, so the values of
+	// earlier patches stay valid until the caller truncates it.
+	buf     []byte
+	patches []patch
 }
 
-func skipWS(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the JSON value starting at i.
-func skipValue(data []byte, i int) (int, bool) {
-	if i >= len(data) {
-		return i, false
-	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				end, ok := skipString(data, i)
-				if !ok {
-					return i, false
-				}
-				i = end
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, true
-				}
-			}
-			i++
-		}
-		return i, false
-	default:
-		start := i
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\n', '\t', '\r':
-				return i, i > start
-			}
-			i++
-		}
-		return i, i > start
-	}
-}
-
-func skipString(data []byte, i int) (int, bool) {
-	j := i + 1
-	for {
-		k := bytes.IndexByte(data[j:], '"')
-		if k < 0 {
-			return len(data), false
-		}
-		end := j + k
-		// The quote is escaped when an odd number of backslashes precede it.
-		b := end - 1
-		for b > i && data[b] == '\\' {
-			b--
-		}
-		if (end-1-b)%2 == 0 {
-			return end + 1, true
-		}
-		j = end + 1
-	}
-}
-
-// unchanged reports, without encoding v, whether v is a string or number
-// whose JSON encoding is raw. False means "encode and compare".
-func unchanged(v any, raw []byte) bool {
-	switch t := v.(type) {
-	case string:
-		// raw came from AppendJSONString: when it holds no escape, the
-		// string it encodes is its content, byte for byte.
-		return len(raw) == len(t)+2 && raw[0] == '"' && string(raw[1:len(raw)-1]) == t &&
-			bytes.IndexByte(raw, '\\') < 0
-	case plugins.Number:
-		return t != "" && string(raw) == string(t)
-	}
-	return false
-}
-
-// diffObject appends to patches the changes turning the document in (as
-// the request carried it) into out. Keys out keeps in their relative order
-// are set in place when their value changed; keys out added, or moved
-// after others, are (deleted and) appended, so applyPatches rebuilds out's
-// exact key order. Values are encoded into buf, which the patches share.
+// diff appends to d.patches the changes turning the document whose
+// snapshot is in (taken before the transform ran) into out. Keys out
+// keeps in their relative order are set in place when their value
+// changed; keys out added, or moved after others, are (deleted and)
+// appended, so applyPatches rebuilds out's exact key order. Values are
+// encoded into d.buf.
 //
-// ok is false when a key is not valid UTF-8 (a protobuf string cannot
-// carry it): the whole document is then sent, as JSON, which replaces the
-// invalid bytes.
-func diffObject(in *rawDoc, out *plugins.Object, buf []byte, patches []*FieldPatch) (_ []*FieldPatch, _ []byte, ok bool) {
-	matched := make([]bool, len(in.keys))
+// With utf8Keys, ok is false when a key is not valid UTF-8 (a protobuf
+// string cannot carry it): the whole document is then sent, as JSON, which
+// replaces the invalid bytes.
+func (d *differ) diff(in snapshot, out *plugins.Object, utf8Keys bool) (ok bool) {
+	d.keys, d.pos = d.keys[:0], d.pos[:0]
+	for p, i := 1, 0; i < int(in[0].n); i++ {
+		d.keys = append(d.keys, in[p].key)
+		d.pos = append(d.pos, p)
+		p += int(in[p].size)
+	}
+	keys := d.keys
+	if cap(d.matched) < len(keys) {
+		d.matched = make([]bool, len(keys))
+	}
+	matched := d.matched[:len(keys)]
+	clear(matched)
 	last, appending := -1, false
 	var index map[string]int
-	if len(in.keys) > 16 {
-		index = make(map[string]int, len(in.keys))
-		for j, k := range in.keys {
+	if len(keys) > 16 {
+		if d.index == nil {
+			d.index = make(map[string]int, len(keys))
+		}
+		index = d.index
+		clear(index)
+		for j, k := range keys {
 			index[k] = j
 		}
 	}
 	for p := 0; p < out.Len(); p++ {
 		key := out.Key(p)
-		if !utf8.ValidString(key) {
-			return nil, buf, false
+		if utf8Keys && !utf8.ValidString(key) {
+			return false
 		}
 		j := -1
 		if index != nil {
@@ -479,47 +368,45 @@ func diffObject(in *rawDoc, out *plugins.Object, buf []byte, patches []*FieldPat
 				j = v
 			}
 		} else {
-			for q, k := range in.keys {
+			for q, k := range keys {
 				if k == key {
 					j = q
 					break
 				}
 			}
 		}
-		if j >= 0 && !matched[j] && !appending && j > last && unchanged(out.Value(p), in.vals[j]) {
+		inOrder := j >= 0 && !matched[j] && !appending && j > last
+		if inOrder && in.equal(d.pos[j], out.Value(p)) {
 			last, matched[j] = j, true
 			continue
 		}
-		start := len(buf)
-		buf = plugins.AppendJSONValue(buf, out.Value(p))
-		val := buf[start:len(buf):len(buf)]
+		start := len(d.buf)
+		d.buf = plugins.AppendJSONValue(d.buf, out.Value(p))
+		val := d.buf[start:len(d.buf):len(d.buf)]
 		switch {
+		case inOrder:
+			// Changed in place.
+			last, matched[j] = j, true
+			d.patches = append(d.patches, patch{key: key, val: val})
 		case j < 0:
 			// A new key: appended.
 			appending = true
-			patches = append(patches, &FieldPatch{Key: key, Value: val})
+			d.patches = append(d.patches, patch{key: key, val: val})
 		case matched[j]:
 			// A duplicate key in out: send it like the object holds it.
-			patches = append(patches, &FieldPatch{Key: key, Value: val})
-		case appending || j < last:
+			d.patches = append(d.patches, patch{key: key, val: val})
+		default:
 			// Moved after keys that follow it in the input: delete, append.
 			matched[j], appending = true, true
-			patches = append(patches, &FieldPatch{Key: key, Delete: true}, &FieldPatch{Key: key, Value: val})
-		default:
-			last, matched[j] = j, true
-			if string(val) == string(in.vals[j]) {
-				buf = buf[:start]
-				continue
-			}
-			patches = append(patches, &FieldPatch{Key: key, Value: val})
+			d.patches = append(d.patches, patch{key: key, del: true}, patch{key: key, val: val})
 		}
 	}
 	for j, ok := range matched {
 		if !ok {
-			patches = append(patches, &FieldPatch{Key: in.keys[j], Delete: true})
+			d.patches = append(d.patches, patch{key: keys[j], del: true})
 		}
 	}
-	return patches, buf, true
+	return true
 }
 
 // applyPatches applies a plugin's patches to a document.

@@ -3,7 +3,6 @@ package rpc
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,57 +54,74 @@ func TestTimes(t *testing.T) {
 	}
 }
 
-func TestSplitTopLevel(t *testing.T) {
-	tests := []struct {
-		in   string
-		keys string
-		ok   bool
+func TestSnapshotEqual(t *testing.T) {
+	doc := `{"a":1,"b":{"c":[1,"}",{"d":"\""}]},"e":"x","f":null,"g":true}`
+	edits := []struct {
+		name string
+		edit func(o *plugins.Object)
+		same bool
 	}{
-		{`{}`, "", true},
-		{` { "a" : 1 , "b":{"c":[1,"}",{"d":"\""}]},"e":"x\"y","f":null,"g":-1.5e3} `, "a,b,e,f,g", true},
-		{`{"a\u0041":1}`, "", false},
-		{`[1]`, "", false},
-		{`{"a":1`, "", false},
-		{`{"a":"unterminated}`, "", false},
-		{`{"a" 1}`, "", false},
+		{"none", func(o *plugins.Object) {}, true},
+		{"same value again", func(o *plugins.Object) { o.SetKey("e", "x") }, true},
+		{"scalar", func(o *plugins.Object) { o.SetKey("a", plugins.Number("2")) }, false},
+		{"number as int", func(o *plugins.Object) { o.SetKey("a", 1) }, false},
+		{"nested in place", func(o *plugins.Object) { o.Set("b.x", 1) }, false},
+		{"array element in place", func(o *plugins.Object) {
+			b, _ := o.GetObject("b")
+			c, _ := b.GetKey("c")
+			c.([]any)[0] = "one"
+		}, false},
+		{"deep in place", func(o *plugins.Object) {
+			b, _ := o.GetObject("b")
+			c, _ := b.GetKey("c")
+			c.([]any)[2].(*plugins.Object).SetKey("d", "changed")
+		}, false},
+		{"rebuilt equal", func(o *plugins.Object) {
+			b, _ := o.GetObject("b")
+			o.SetKey("b", b.Clone())
+		}, true},
+		{"other type", func(o *plugins.Object) { o.SetKey("f", map[string]any{}) }, false},
 	}
-	for _, tt := range tests {
-		var d rawDoc
-		ok := splitTopLevel([]byte(tt.in), &d)
-		if ok != tt.ok || (ok && strings.Join(d.keys, ",") != tt.keys) {
-			t.Errorf("splitTopLevel(%s) = %v %q", tt.in, ok, d.keys)
+	for _, tt := range edits {
+		o, err := plugins.ParseObject([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := takeSnapshots([]*plugins.Event{{Fields: o}})[0]
+		tt.edit(o)
+		var d differ
+		if !d.diff(snap, o, true) {
+			t.Fatalf("%s: not diffable", tt.name)
+		}
+		if got := len(d.patches) == 0; got != tt.same {
+			t.Errorf("%s: unchanged = %v, want %v (%d patches)", tt.name, got, tt.same, len(d.patches))
 		}
 	}
 }
 
 // FuzzPatchRoundTrip checks that for any document and any edit, the
-// patches the plugin sends rebuild exactly the edited document on the host.
+// patches the plugin sends, in either encoding, rebuild exactly the edited
+// document on the host.
 func FuzzPatchRoundTrip(f *testing.F) {
 	f.Add([]byte(`{"a":1,"b":{"c":"d"},"e":[1,2]}`), uint8(0), "b")
 	f.Add([]byte(`{"@timestamp":"x","event":{"id":"1"},"message":"caf\u00e9"}`), uint8(1), "event")
 	f.Add([]byte(`{"x":true,"y":false,"z":null}`), uint8(2), "y")
 	f.Add([]byte(`{"x":true,"y":false,"z":null}`), uint8(3), "x")
 	f.Add([]byte(`{"k":"v"}`), uint8(4), "new")
+	f.Add([]byte(`{"a\u0041":{"b":[1,{"c":2}]}}`), uint8(5), "aA")
 	f.Fuzz(func(t *testing.T, data []byte, op uint8, key string) {
-		var d rawDoc
-		splitOK := splitTopLevel(data, &d) // must never panic
 		orig, err := plugins.ParseObject(data)
 		if err != nil {
 			return
 		}
 		canon := orig.AppendJSON(nil)
-		if !splitOK {
-			// Only escaped keys may make a valid object unsplittable.
-			if !splitTopLevel(canon, &d) && !strings.Contains(string(canon), `\`) {
-				t.Fatalf("canonical %s not splittable", canon)
-			}
-			return
+		edited, err := plugins.ParseObject(canon)
+		if err != nil {
+			t.Fatalf("canonical %s: %v", canon, err)
 		}
-		if !splitTopLevel(canon, &d) {
-			return
-		}
-		edited, _ := plugins.ParseObject(canon)
-		switch op % 5 {
+		ev := &plugins.Event{Fields: edited}
+		snaps := takeSnapshots([]*plugins.Event{ev})
+		switch op % 6 {
 		case 0:
 			edited.Set(key+".nested", "v")
 		case 1:
@@ -122,18 +138,60 @@ func FuzzPatchRoundTrip(f *testing.F) {
 			for i := 0; i < edited.Len(); i++ {
 				edited.SetValue(i, "x")
 			}
+		case 5:
+			// In place, deep inside: the first array or object found.
+			var walk func(v any) bool
+			walk = func(v any) bool {
+				switch t := v.(type) {
+				case *plugins.Object:
+					for i := 0; i < t.Len(); i++ {
+						if walk(t.Value(i)) {
+							return true
+						}
+					}
+					if t.Len() > 0 {
+						t.SetValue(t.Len()-1, key)
+						return true
+					}
+				case []any:
+					if len(t) > 0 {
+						t[0] = key
+						return true
+					}
+				}
+				return false
+			}
+			walk(edited)
 		}
-		patches, _, ok := diffObject(&d, edited, nil, nil)
-		if !ok {
-			return // sent whole
+		want := canonical(t, edited)
+
+		// The original encoding: FieldPatch messages.
+		var d differ
+		if d.diff(snaps[0], edited, true) {
+			var patches []*FieldPatch
+			for _, p := range d.patches {
+				patches = append(patches, &FieldPatch{Key: p.key, Delete: p.del, Value: p.val})
+			}
+			host, _ := plugins.ParseObject(canon)
+			if err := applyPatches(host, patches); err != nil {
+				t.Fatal(err)
+			}
+			// Compare as JSON: the wire turns invalid UTF-8 into U+FFFD.
+			if got := canonical(t, host); got != want {
+				t.Fatalf("patched %s\n   got %s\n  want %s", canon, got, want)
+			}
 		}
+
+		// The packed encoding.
+		part := packOut([]*plugins.Event{ev}, []int{0}, snaps, []*plugins.Object{edited}, []plugins.Meta{{}})
 		host, _ := plugins.ParseObject(canon)
-		if err := applyPatches(host, patches); err != nil {
-			t.Fatal(err)
+		in := []*plugins.Event{{Fields: host}}
+		out, err := unpackOut(part, in, nil)
+		if err != nil || len(out) != 1 || out[0] != in[0] {
+			t.Fatalf("unpackOut: %v %v", out, err)
 		}
-		// Compare as JSON: the wire turns invalid UTF-8 into U+FFFD.
-		if got, want := canonical(t, host), canonical(t, edited); got != want {
-			t.Fatalf("patched %s\n   got %s\n  want %s", canon, got, want)
+		if got := canonical(t, out[0].Fields); got != want {
+			t.Fatalf("packed %s\n   got %s\n  want %s", canon, got, want)
 		}
 	})
 }

@@ -50,20 +50,41 @@ func PluginSets(server *Server) map[int]plugin.PluginSet {
 	}
 }
 
+// Transport tuning, on both sides. A batch is hundreds of KiB and the
+// peer is a local process, so flow control should never make the sender
+// wait for a window update mid-message (gRPC's default window is 64 KiB,
+// grown only by its bandwidth estimator), and socket reads and writes
+// should move a large part of a message each rather than 32 KiB.
+const (
+	streamWindow = ChunkBytes
+	connWindow   = 2 * ChunkBytes
+	ioBufferSize = 256 << 10
+)
+
 // ServerOptions are the gRPC server options of a plugin process.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.ReadBufferSize(ioBufferSize),
+		grpc.WriteBufferSize(ioBufferSize),
 	}
 }
 
 // DialOptions are the gRPC dial options of the host.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
-		grpc.MaxCallSendMsgSize(MaxMessageBytes),
-	)}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+		),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
+		grpc.WithReadBufferSize(ioBufferSize),
+		grpc.WithWriteBufferSize(ioBufferSize),
+	}
 }
 
 // GRPCPlugin is the go-plugin glue: it registers the services of Server in

@@ -88,6 +88,59 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{0}
 }
 
+// Feature is a bit of the feature sets the host and the plugin exchange in
+// Create: each side uses an optional encoding only when the other said it
+// understands it, so hosts and plugins of any v1 SDK keep talking.
+type Feature int32
+
+const (
+	Feature_FEATURE_NONE Feature = 0
+	// FEATURE_PACKED_EVENTS: event batches may travel as packed parts (see
+	// Packed encoding below) instead of repeated Event / OutEvent messages.
+	// A plugin answers a packed ProcessRequest with a packed response; a
+	// host that announced it may receive packed EmitBatch messages.
+	Feature_FEATURE_PACKED_EVENTS Feature = 1
+)
+
+// Enum value maps for Feature.
+var (
+	Feature_name = map[int32]string{
+		0: "FEATURE_NONE",
+		1: "FEATURE_PACKED_EVENTS",
+	}
+	Feature_value = map[string]int32{
+		"FEATURE_NONE":          0,
+		"FEATURE_PACKED_EVENTS": 1,
+	}
+)
+
+func (x Feature) Enum() *Feature {
+	p := new(Feature)
+	*p = x
+	return p
+}
+
+func (x Feature) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Feature) Descriptor() protoreflect.EnumDescriptor {
+	return file_plugin_proto_enumTypes[1].Descriptor()
+}
+
+func (Feature) Type() protoreflect.EnumType {
+	return &file_plugin_proto_enumTypes[1]
+}
+
+func (x Feature) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Feature.Descriptor instead.
+func (Feature) EnumDescriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{1}
+}
+
 // Error is a domain error: it travels inside a response, never as a gRPC
 // status. A gRPC status other than OK means the transport failed; codes
 // Unavailable and Canceled (without the host cancelling) mean the plugin
@@ -753,11 +806,13 @@ func (x *Settings) GetOnce() bool {
 }
 
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=forwarder.plugin.v1.Kind" json:"kind,omitempty"`
-	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	ConfigJson    []byte                 `protobuf:"bytes,3,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
-	Settings      *Settings              `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Kind       Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=forwarder.plugin.v1.Kind" json:"kind,omitempty"`
+	Type       string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	ConfigJson []byte                 `protobuf:"bytes,3,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	Settings   *Settings              `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	// features the host understands (a bit set of Feature values).
+	Features      uint32 `protobuf:"varint,5,opt,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,10 +875,19 @@ func (x *CreateRequest) GetSettings() *Settings {
 	return nil
 }
 
+func (x *CreateRequest) GetFeatures() uint32 {
+	if x != nil {
+		return x.Features
+	}
+	return 0
+}
+
 type CreateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Error    *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// features the plugin understands (a bit set of Feature values).
+	Features      uint32 `protobuf:"varint,3,opt,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -870,6 +934,13 @@ func (x *CreateResponse) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *CreateResponse) GetFeatures() uint32 {
+	if x != nil {
+		return x.Features
+	}
+	return 0
 }
 
 type InstanceRequest struct {
@@ -1292,10 +1363,12 @@ func (*RunResponse_Batch) isRunResponse_Msg() {}
 func (*RunResponse_Done) isRunResponse_Msg() {}
 
 type EmitBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Events        []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
-	Checkpoint    []byte                 `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Events     []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	Checkpoint []byte                 `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// packed replaces events when the host announced FEATURE_PACKED_EVENTS.
+	Packed        [][]byte `protobuf:"bytes,4,rep,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1351,6 +1424,13 @@ func (x *EmitBatch) GetCheckpoint() []byte {
 	return nil
 }
 
+func (x *EmitBatch) GetPacked() [][]byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
 type RunDone struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1396,9 +1476,11 @@ func (x *RunDone) GetError() *Error {
 }
 
 type ProcessRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Events        []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Events   []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// packed replaces events when the plugin announced FEATURE_PACKED_EVENTS.
+	Packed        [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1447,10 +1529,20 @@ func (x *ProcessRequest) GetEvents() []*Event {
 	return nil
 }
 
+func (x *ProcessRequest) GetPacked() [][]byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
 type ProcessResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*OutEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*OutEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Error  *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// packed_out replaces events when the request was packed: the returned
+	// events as packed OutEvent parts.
+	PackedOut     [][]byte `protobuf:"bytes,3,rep,name=packed_out,json=packedOut,proto3" json:"packed_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1495,6 +1587,13 @@ func (x *ProcessResponse) GetEvents() []*OutEvent {
 func (x *ProcessResponse) GetError() *Error {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *ProcessResponse) GetPackedOut() [][]byte {
+	if x != nil {
+		return x.PackedOut
 	}
 	return nil
 }
@@ -1647,9 +1746,11 @@ func (x *FieldPatch) GetValue() []byte {
 }
 
 type WriteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Events        []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Events   []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// packed replaces events when the plugin announced FEATURE_PACKED_EVENTS.
+	Packed        [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1694,6 +1795,13 @@ func (x *WriteRequest) GetInstance() uint64 {
 func (x *WriteRequest) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *WriteRequest) GetPacked() [][]byte {
+	if x != nil {
+		return x.Packed
 	}
 	return nil
 }
@@ -1793,16 +1901,18 @@ const file_plugin_proto_rawDesc = "" +
 	"\bSettings\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdata_dir\x18\x02 \x01(\tR\adataDir\x12\x12\n" +
-	"\x04once\x18\x03 \x01(\bR\x04once\"\xae\x01\n" +
+	"\x04once\x18\x03 \x01(\bR\x04once\"\xca\x01\n" +
 	"\rCreateRequest\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.forwarder.plugin.v1.KindR\x04kind\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1f\n" +
 	"\vconfig_json\x18\x03 \x01(\fR\n" +
 	"configJson\x129\n" +
-	"\bsettings\x18\x04 \x01(\v2\x1d.forwarder.plugin.v1.SettingsR\bsettings\"^\n" +
+	"\bsettings\x18\x04 \x01(\v2\x1d.forwarder.plugin.v1.SettingsR\bsettings\x12\x1a\n" +
+	"\bfeatures\x18\x05 \x01(\rR\bfeatures\"z\n" +
 	"\x0eCreateResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x120\n" +
-	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"-\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\x12\x1a\n" +
+	"\bfeatures\x18\x03 \x01(\rR\bfeatures\"-\n" +
 	"\x0fInstanceRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\"A\n" +
 	"\rErrorResponse\x120\n" +
@@ -1828,21 +1938,25 @@ const file_plugin_proto_rawDesc = "" +
 	"\vRunResponse\x126\n" +
 	"\x05batch\x18\x01 \x01(\v2\x1e.forwarder.plugin.v1.EmitBatchH\x00R\x05batch\x122\n" +
 	"\x04done\x18\x02 \x01(\v2\x1c.forwarder.plugin.v1.RunDoneH\x00R\x04doneB\x05\n" +
-	"\x03msg\"q\n" +
+	"\x03msg\"\x89\x01\n" +
 	"\tEmitBatch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x122\n" +
 	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x03 \x01(\fR\n" +
-	"checkpoint\";\n" +
+	"checkpoint\x12\x16\n" +
+	"\x06packed\x18\x04 \x03(\fR\x06packed\";\n" +
 	"\aRunDone\x120\n" +
-	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"`\n" +
+	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"x\n" +
 	"\x0eProcessRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x122\n" +
-	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\"z\n" +
+	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\x12\x16\n" +
+	"\x06packed\x18\x03 \x03(\fR\x06packed\"\x99\x01\n" +
 	"\x0fProcessResponse\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.forwarder.plugin.v1.OutEventR\x06events\x120\n" +
-	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"\xbe\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\x12\x1d\n" +
+	"\n" +
+	"packed_out\x18\x03 \x03(\fR\tpackedOut\"\xbe\x01\n" +
 	"\bOutEvent\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\rR\x06origin\x12\x18\n" +
 	"\areplace\x18\x02 \x01(\bR\areplace\x12\x16\n" +
@@ -1853,17 +1967,21 @@ const file_plugin_proto_rawDesc = "" +
 	"FieldPatch\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06delete\x18\x02 \x01(\bR\x06delete\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"^\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"v\n" +
 	"\fWriteRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x122\n" +
-	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\"A\n" +
+	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\x12\x16\n" +
+	"\x06packed\x18\x03 \x03(\fR\x06packed\"A\n" +
 	"\rWriteResponse\x120\n" +
 	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error*R\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_SOURCE\x10\x01\x12\x12\n" +
 	"\x0eKIND_TRANSFORM\x10\x02\x12\x0f\n" +
-	"\vKIND_OUTPUT\x10\x032\x90\x04\n" +
+	"\vKIND_OUTPUT\x10\x03*6\n" +
+	"\aFeature\x12\x10\n" +
+	"\fFEATURE_NONE\x10\x00\x12\x19\n" +
+	"\x15FEATURE_PACKED_EVENTS\x10\x012\x90\x04\n" +
 	"\tComponent\x12W\n" +
 	"\bDescribe\x12$.forwarder.plugin.v1.DescribeRequest\x1a%.forwarder.plugin.v1.DescribeResponse\x12W\n" +
 	"\bValidate\x12$.forwarder.plugin.v1.ValidateRequest\x1a%.forwarder.plugin.v1.ValidateResponse\x12Q\n" +
@@ -1890,83 +2008,84 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_plugin_proto_goTypes = []any{
 	(Kind)(0),                // 0: forwarder.plugin.v1.Kind
-	(*Error)(nil),            // 1: forwarder.plugin.v1.Error
-	(*FieldError)(nil),       // 2: forwarder.plugin.v1.FieldError
-	(*EventFailure)(nil),     // 3: forwarder.plugin.v1.EventFailure
-	(*Event)(nil),            // 4: forwarder.plugin.v1.Event
-	(*Meta)(nil),             // 5: forwarder.plugin.v1.Meta
-	(*ComponentInfo)(nil),    // 6: forwarder.plugin.v1.ComponentInfo
-	(*DescribeRequest)(nil),  // 7: forwarder.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil), // 8: forwarder.plugin.v1.DescribeResponse
-	(*ValidateRequest)(nil),  // 9: forwarder.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil), // 10: forwarder.plugin.v1.ValidateResponse
-	(*Settings)(nil),         // 11: forwarder.plugin.v1.Settings
-	(*CreateRequest)(nil),    // 12: forwarder.plugin.v1.CreateRequest
-	(*CreateResponse)(nil),   // 13: forwarder.plugin.v1.CreateResponse
-	(*InstanceRequest)(nil),  // 14: forwarder.plugin.v1.InstanceRequest
-	(*ErrorResponse)(nil),    // 15: forwarder.plugin.v1.ErrorResponse
-	(*StatusUpdate)(nil),     // 16: forwarder.plugin.v1.StatusUpdate
-	(*RunRequest)(nil),       // 17: forwarder.plugin.v1.RunRequest
-	(*RunStart)(nil),         // 18: forwarder.plugin.v1.RunStart
-	(*EmitResult)(nil),       // 19: forwarder.plugin.v1.EmitResult
-	(*RunResponse)(nil),      // 20: forwarder.plugin.v1.RunResponse
-	(*EmitBatch)(nil),        // 21: forwarder.plugin.v1.EmitBatch
-	(*RunDone)(nil),          // 22: forwarder.plugin.v1.RunDone
-	(*ProcessRequest)(nil),   // 23: forwarder.plugin.v1.ProcessRequest
-	(*ProcessResponse)(nil),  // 24: forwarder.plugin.v1.ProcessResponse
-	(*OutEvent)(nil),         // 25: forwarder.plugin.v1.OutEvent
-	(*FieldPatch)(nil),       // 26: forwarder.plugin.v1.FieldPatch
-	(*WriteRequest)(nil),     // 27: forwarder.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),    // 28: forwarder.plugin.v1.WriteResponse
+	(Feature)(0),             // 1: forwarder.plugin.v1.Feature
+	(*Error)(nil),            // 2: forwarder.plugin.v1.Error
+	(*FieldError)(nil),       // 3: forwarder.plugin.v1.FieldError
+	(*EventFailure)(nil),     // 4: forwarder.plugin.v1.EventFailure
+	(*Event)(nil),            // 5: forwarder.plugin.v1.Event
+	(*Meta)(nil),             // 6: forwarder.plugin.v1.Meta
+	(*ComponentInfo)(nil),    // 7: forwarder.plugin.v1.ComponentInfo
+	(*DescribeRequest)(nil),  // 8: forwarder.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil), // 9: forwarder.plugin.v1.DescribeResponse
+	(*ValidateRequest)(nil),  // 10: forwarder.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil), // 11: forwarder.plugin.v1.ValidateResponse
+	(*Settings)(nil),         // 12: forwarder.plugin.v1.Settings
+	(*CreateRequest)(nil),    // 13: forwarder.plugin.v1.CreateRequest
+	(*CreateResponse)(nil),   // 14: forwarder.plugin.v1.CreateResponse
+	(*InstanceRequest)(nil),  // 15: forwarder.plugin.v1.InstanceRequest
+	(*ErrorResponse)(nil),    // 16: forwarder.plugin.v1.ErrorResponse
+	(*StatusUpdate)(nil),     // 17: forwarder.plugin.v1.StatusUpdate
+	(*RunRequest)(nil),       // 18: forwarder.plugin.v1.RunRequest
+	(*RunStart)(nil),         // 19: forwarder.plugin.v1.RunStart
+	(*EmitResult)(nil),       // 20: forwarder.plugin.v1.EmitResult
+	(*RunResponse)(nil),      // 21: forwarder.plugin.v1.RunResponse
+	(*EmitBatch)(nil),        // 22: forwarder.plugin.v1.EmitBatch
+	(*RunDone)(nil),          // 23: forwarder.plugin.v1.RunDone
+	(*ProcessRequest)(nil),   // 24: forwarder.plugin.v1.ProcessRequest
+	(*ProcessResponse)(nil),  // 25: forwarder.plugin.v1.ProcessResponse
+	(*OutEvent)(nil),         // 26: forwarder.plugin.v1.OutEvent
+	(*FieldPatch)(nil),       // 27: forwarder.plugin.v1.FieldPatch
+	(*WriteRequest)(nil),     // 28: forwarder.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),    // 29: forwarder.plugin.v1.WriteResponse
 }
 var file_plugin_proto_depIdxs = []int32{
-	2,  // 0: forwarder.plugin.v1.Error.field_errors:type_name -> forwarder.plugin.v1.FieldError
-	3,  // 1: forwarder.plugin.v1.Error.failures:type_name -> forwarder.plugin.v1.EventFailure
-	5,  // 2: forwarder.plugin.v1.Event.meta:type_name -> forwarder.plugin.v1.Meta
+	3,  // 0: forwarder.plugin.v1.Error.field_errors:type_name -> forwarder.plugin.v1.FieldError
+	4,  // 1: forwarder.plugin.v1.Error.failures:type_name -> forwarder.plugin.v1.EventFailure
+	6,  // 2: forwarder.plugin.v1.Event.meta:type_name -> forwarder.plugin.v1.Meta
 	0,  // 3: forwarder.plugin.v1.ComponentInfo.kind:type_name -> forwarder.plugin.v1.Kind
-	6,  // 4: forwarder.plugin.v1.DescribeResponse.components:type_name -> forwarder.plugin.v1.ComponentInfo
+	7,  // 4: forwarder.plugin.v1.DescribeResponse.components:type_name -> forwarder.plugin.v1.ComponentInfo
 	0,  // 5: forwarder.plugin.v1.ValidateRequest.kind:type_name -> forwarder.plugin.v1.Kind
-	1,  // 6: forwarder.plugin.v1.ValidateResponse.error:type_name -> forwarder.plugin.v1.Error
+	2,  // 6: forwarder.plugin.v1.ValidateResponse.error:type_name -> forwarder.plugin.v1.Error
 	0,  // 7: forwarder.plugin.v1.CreateRequest.kind:type_name -> forwarder.plugin.v1.Kind
-	11, // 8: forwarder.plugin.v1.CreateRequest.settings:type_name -> forwarder.plugin.v1.Settings
-	1,  // 9: forwarder.plugin.v1.CreateResponse.error:type_name -> forwarder.plugin.v1.Error
-	1,  // 10: forwarder.plugin.v1.ErrorResponse.error:type_name -> forwarder.plugin.v1.Error
-	18, // 11: forwarder.plugin.v1.RunRequest.start:type_name -> forwarder.plugin.v1.RunStart
-	19, // 12: forwarder.plugin.v1.RunRequest.emitted:type_name -> forwarder.plugin.v1.EmitResult
-	1,  // 13: forwarder.plugin.v1.EmitResult.error:type_name -> forwarder.plugin.v1.Error
-	21, // 14: forwarder.plugin.v1.RunResponse.batch:type_name -> forwarder.plugin.v1.EmitBatch
-	22, // 15: forwarder.plugin.v1.RunResponse.done:type_name -> forwarder.plugin.v1.RunDone
-	4,  // 16: forwarder.plugin.v1.EmitBatch.events:type_name -> forwarder.plugin.v1.Event
-	1,  // 17: forwarder.plugin.v1.RunDone.error:type_name -> forwarder.plugin.v1.Error
-	4,  // 18: forwarder.plugin.v1.ProcessRequest.events:type_name -> forwarder.plugin.v1.Event
-	25, // 19: forwarder.plugin.v1.ProcessResponse.events:type_name -> forwarder.plugin.v1.OutEvent
-	1,  // 20: forwarder.plugin.v1.ProcessResponse.error:type_name -> forwarder.plugin.v1.Error
-	26, // 21: forwarder.plugin.v1.OutEvent.patches:type_name -> forwarder.plugin.v1.FieldPatch
-	5,  // 22: forwarder.plugin.v1.OutEvent.meta:type_name -> forwarder.plugin.v1.Meta
-	4,  // 23: forwarder.plugin.v1.WriteRequest.events:type_name -> forwarder.plugin.v1.Event
-	1,  // 24: forwarder.plugin.v1.WriteResponse.error:type_name -> forwarder.plugin.v1.Error
-	7,  // 25: forwarder.plugin.v1.Component.Describe:input_type -> forwarder.plugin.v1.DescribeRequest
-	9,  // 26: forwarder.plugin.v1.Component.Validate:input_type -> forwarder.plugin.v1.ValidateRequest
-	12, // 27: forwarder.plugin.v1.Component.Create:input_type -> forwarder.plugin.v1.CreateRequest
-	14, // 28: forwarder.plugin.v1.Component.Start:input_type -> forwarder.plugin.v1.InstanceRequest
-	14, // 29: forwarder.plugin.v1.Component.Close:input_type -> forwarder.plugin.v1.InstanceRequest
-	14, // 30: forwarder.plugin.v1.Component.WatchStatus:input_type -> forwarder.plugin.v1.InstanceRequest
-	17, // 31: forwarder.plugin.v1.Source.Run:input_type -> forwarder.plugin.v1.RunRequest
-	23, // 32: forwarder.plugin.v1.Transform.Process:input_type -> forwarder.plugin.v1.ProcessRequest
-	27, // 33: forwarder.plugin.v1.Output.Write:input_type -> forwarder.plugin.v1.WriteRequest
-	8,  // 34: forwarder.plugin.v1.Component.Describe:output_type -> forwarder.plugin.v1.DescribeResponse
-	10, // 35: forwarder.plugin.v1.Component.Validate:output_type -> forwarder.plugin.v1.ValidateResponse
-	13, // 36: forwarder.plugin.v1.Component.Create:output_type -> forwarder.plugin.v1.CreateResponse
-	15, // 37: forwarder.plugin.v1.Component.Start:output_type -> forwarder.plugin.v1.ErrorResponse
-	15, // 38: forwarder.plugin.v1.Component.Close:output_type -> forwarder.plugin.v1.ErrorResponse
-	16, // 39: forwarder.plugin.v1.Component.WatchStatus:output_type -> forwarder.plugin.v1.StatusUpdate
-	20, // 40: forwarder.plugin.v1.Source.Run:output_type -> forwarder.plugin.v1.RunResponse
-	24, // 41: forwarder.plugin.v1.Transform.Process:output_type -> forwarder.plugin.v1.ProcessResponse
-	28, // 42: forwarder.plugin.v1.Output.Write:output_type -> forwarder.plugin.v1.WriteResponse
+	12, // 8: forwarder.plugin.v1.CreateRequest.settings:type_name -> forwarder.plugin.v1.Settings
+	2,  // 9: forwarder.plugin.v1.CreateResponse.error:type_name -> forwarder.plugin.v1.Error
+	2,  // 10: forwarder.plugin.v1.ErrorResponse.error:type_name -> forwarder.plugin.v1.Error
+	19, // 11: forwarder.plugin.v1.RunRequest.start:type_name -> forwarder.plugin.v1.RunStart
+	20, // 12: forwarder.plugin.v1.RunRequest.emitted:type_name -> forwarder.plugin.v1.EmitResult
+	2,  // 13: forwarder.plugin.v1.EmitResult.error:type_name -> forwarder.plugin.v1.Error
+	22, // 14: forwarder.plugin.v1.RunResponse.batch:type_name -> forwarder.plugin.v1.EmitBatch
+	23, // 15: forwarder.plugin.v1.RunResponse.done:type_name -> forwarder.plugin.v1.RunDone
+	5,  // 16: forwarder.plugin.v1.EmitBatch.events:type_name -> forwarder.plugin.v1.Event
+	2,  // 17: forwarder.plugin.v1.RunDone.error:type_name -> forwarder.plugin.v1.Error
+	5,  // 18: forwarder.plugin.v1.ProcessRequest.events:type_name -> forwarder.plugin.v1.Event
+	26, // 19: forwarder.plugin.v1.ProcessResponse.events:type_name -> forwarder.plugin.v1.OutEvent
+	2,  // 20: forwarder.plugin.v1.ProcessResponse.error:type_name -> forwarder.plugin.v1.Error
+	27, // 21: forwarder.plugin.v1.OutEvent.patches:type_name -> forwarder.plugin.v1.FieldPatch
+	6,  // 22: forwarder.plugin.v1.OutEvent.meta:type_name -> forwarder.plugin.v1.Meta
+	5,  // 23: forwarder.plugin.v1.WriteRequest.events:type_name -> forwarder.plugin.v1.Event
+	2,  // 24: forwarder.plugin.v1.WriteResponse.error:type_name -> forwarder.plugin.v1.Error
+	8,  // 25: forwarder.plugin.v1.Component.Describe:input_type -> forwarder.plugin.v1.DescribeRequest
+	10, // 26: forwarder.plugin.v1.Component.Validate:input_type -> forwarder.plugin.v1.ValidateRequest
+	13, // 27: forwarder.plugin.v1.Component.Create:input_type -> forwarder.plugin.v1.CreateRequest
+	15, // 28: forwarder.plugin.v1.Component.Start:input_type -> forwarder.plugin.v1.InstanceRequest
+	15, // 29: forwarder.plugin.v1.Component.Close:input_type -> forwarder.plugin.v1.InstanceRequest
+	15, // 30: forwarder.plugin.v1.Component.WatchStatus:input_type -> forwarder.plugin.v1.InstanceRequest
+	18, // 31: forwarder.plugin.v1.Source.Run:input_type -> forwarder.plugin.v1.RunRequest
+	24, // 32: forwarder.plugin.v1.Transform.Process:input_type -> forwarder.plugin.v1.ProcessRequest
+	28, // 33: forwarder.plugin.v1.Output.Write:input_type -> forwarder.plugin.v1.WriteRequest
+	9,  // 34: forwarder.plugin.v1.Component.Describe:output_type -> forwarder.plugin.v1.DescribeResponse
+	11, // 35: forwarder.plugin.v1.Component.Validate:output_type -> forwarder.plugin.v1.ValidateResponse
+	14, // 36: forwarder.plugin.v1.Component.Create:output_type -> forwarder.plugin.v1.CreateResponse
+	16, // 37: forwarder.plugin.v1.Component.Start:output_type -> forwarder.plugin.v1.ErrorResponse
+	16, // 38: forwarder.plugin.v1.Component.Close:output_type -> forwarder.plugin.v1.ErrorResponse
+	17, // 39: forwarder.plugin.v1.Component.WatchStatus:output_type -> forwarder.plugin.v1.StatusUpdate
+	21, // 40: forwarder.plugin.v1.Source.Run:output_type -> forwarder.plugin.v1.RunResponse
+	25, // 41: forwarder.plugin.v1.Transform.Process:output_type -> forwarder.plugin.v1.ProcessResponse
+	29, // 42: forwarder.plugin.v1.Output.Write:output_type -> forwarder.plugin.v1.WriteResponse
 	34, // [34:43] is the sub-list for method output_type
 	25, // [25:34] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
@@ -1992,7 +2111,7 @@ func file_plugin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   4,

@@ -21,11 +21,19 @@ type harness struct {
 
 func connect(t *testing.T, trFn func([]*plugins.Event) ([]*plugins.Event, error), outErr func([]*plugins.Event) error, emitted *atomic.Int64) *harness {
 	t.Helper()
+	return connectFeatures(t, supportedFeatures, supportedFeatures, trFn, outErr, emitted)
+}
+
+// connectFeatures connects a host and a plugin announcing the given
+// Feature bits: 0 plays a side built before features existed.
+func connectFeatures(t *testing.T, host, pluginSide uint32, trFn func([]*plugins.Event) ([]*plugins.Event, error), outErr func([]*plugins.Event) error, emitted *atomic.Int64) *harness {
+	t.Helper()
 	c := &created{}
 	srv, err := NewServer(testFactories(c, trFn, outErr, emitted), ServerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.features = pluginSide
 	gc, gs := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &GRPCPlugin{Impl: srv}})
 	// Close stops the server through go-plugin's controller.
 	t.Cleanup(func() { _ = gc.Close() })
@@ -33,7 +41,9 @@ func connect(t *testing.T, trFn func([]*plugins.Event) ([]*plugins.Event, error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{client: raw.(*Client), server: gs, created: c}
+	client := raw.(*Client)
+	client.offer = host
+	return &harness{client: client, server: gs, created: c}
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -34,6 +34,9 @@ type Server struct {
 	factories []plugins.Factory
 	byKey     map[factoryKey]plugins.Factory
 	logger    func(id, typ string) *slog.Logger
+	// features are the Feature bits this server announces (tests clear
+	// them to play a plugin built before they existed).
+	features uint32
 
 	mu        sync.Mutex
 	next      uint64
@@ -46,9 +49,11 @@ type factoryKey struct {
 }
 
 type instance struct {
-	kind   plugins.Kind
-	comp   plugins.Component
-	status *statusHub
+	kind plugins.Kind
+	comp plugins.Component
+	// hostFeatures are the Feature bits both sides understand.
+	hostFeatures uint32
+	status       *statusHub
 	// ctx lives from Create to Close: the context a built-in gets in
 	// Create and Start outlives the call, so the remote one does too.
 	ctx    context.Context
@@ -63,7 +68,7 @@ func NewServer(factories []plugins.Factory, cfg ServerConfig) (*Server, error) {
 	if len(factories) == 0 {
 		return nil, errors.New("no component factories to serve")
 	}
-	s := &Server{factories: factories, byKey: map[factoryKey]plugins.Factory{}, instances: map[uint64]*instance{}, logger: cfg.Logger}
+	s := &Server{factories: factories, byKey: map[factoryKey]plugins.Factory{}, instances: map[uint64]*instance{}, logger: cfg.Logger, features: supportedFeatures}
 	for _, f := range factories {
 		if f == nil {
 			return nil, errors.New("nil factory")
@@ -187,9 +192,9 @@ func (s *Server) Create(ctx context.Context, req *CreateRequest) (*CreateRespons
 	s.mu.Lock()
 	s.next++
 	id := s.next
-	s.instances[id] = &instance{kind: f.Kind(), comp: comp, status: hub, ctx: ictx, cancel: cancel}
+	s.instances[id] = &instance{kind: f.Kind(), comp: comp, status: hub, ctx: ictx, cancel: cancel, hostFeatures: req.Features & s.features}
 	s.mu.Unlock()
-	return &CreateResponse{Instance: id}, nil
+	return &CreateResponse{Instance: id, Features: s.features}, nil
 }
 
 func implements(k plugins.Kind, c plugins.Component) bool {
@@ -332,8 +337,17 @@ func (s *Server) Run(stream Source_RunServer) error {
 		// long after the message left.
 		var bufs buffers
 		defer bufs.release()
-		evs := encodeEvents(b.Events, &bufs)
-		if err := stream.Send(&RunResponse{Msg: &RunResponse_Batch{Batch: &EmitBatch{Seq: seq, Events: evs, Checkpoint: b.Checkpoint}}}); err != nil {
+		batch := &EmitBatch{Seq: seq, Checkpoint: b.Checkpoint}
+		if inst.hostFeatures&FeaturePacked != 0 && len(b.Events) > 0 {
+			parts, tooBig := packEvents(b.Events, &bufs)
+			if len(tooBig) > 0 {
+				return plugins.Permanent(fmt.Errorf("event %d is above the plugin message limit of %d MiB", tooBig[0], MaxMessageBytes>>20))
+			}
+			batch.Packed = partData(parts)
+		} else {
+			batch.Events = encodeEvents(b.Events, &bufs)
+		}
+		if err := stream.Send(&RunResponse{Msg: &RunResponse_Batch{Batch: batch}}); err != nil {
 			return fmt.Errorf("host went away: %w", err)
 		}
 		for {
@@ -360,7 +374,8 @@ func (s *Server) Run(stream Source_RunServer) error {
 }
 
 // Process runs a transform. Events the transform modified in place go back
-// as patches of their top-level keys.
+// as patches of their top-level keys. A packed request gets a packed
+// response.
 func (s *Server) Process(ctx context.Context, req *ProcessRequest) (*ProcessResponse, error) {
 	inst, err := s.instance(req.Instance)
 	if err != nil {
@@ -370,56 +385,112 @@ func (s *Server) Process(ctx context.Context, req *ProcessRequest) (*ProcessResp
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "instance %d is a %s, not a transform", req.Instance, inst.kind)
 	}
-	in, err := decodeEvents(req.Events)
+	packed := len(req.Packed) > 0
+	var in []*plugins.Event
+	if packed {
+		in, err = unpackEvents(req.Packed)
+	} else {
+		in, err = decodeEvents(req.Events)
+	}
 	if err != nil {
 		return &ProcessResponse{Error: EncodeError(plugins.Permanent(err))}, nil
 	}
-	// Remember what each input was, to recognise in-place modifications.
-	origin := make(map[*plugins.Event]int, len(in))
-	fields := make([]*plugins.Object, len(in))
-	metas := make([]plugins.Meta, len(in))
-	for i, ev := range in {
-		origin[ev] = i
-		fields[i] = ev.Fields
-		metas[i] = ev.Meta
-	}
-	inst.mu.Lock()
-	out, err := tr.Process(ctx, in)
-	inst.mu.Unlock()
+	r, err := runTransform(ctx, inst, tr, in)
 	if err != nil {
 		return &ProcessResponse{Error: EncodeError(err)}, nil
 	}
-	// Which output events are inputs modified in place (the first time
-	// each appears), then encode them in parallel: as patches of the
-	// request's document when possible, whole otherwise.
-	origins := make([]int, len(out))
-	used := make([]bool, len(in))
-	kept := out[:0:0]
-	for _, ev := range out {
-		if ev == nil {
-			continue
-		}
-		o := -1
-		if i, ok := origin[ev]; ok && !used[i] {
-			used[i], o = true, i
-		}
-		origins[len(kept)] = o
-		kept = append(kept, ev)
+	// Encode in parallel: as patches of the request's document when
+	// possible, whole otherwise.
+	if packed {
+		return &ProcessResponse{PackedOut: r.pack(0, len(r.kept))}, nil
 	}
-	resp := &ProcessResponse{Events: make([]*OutEvent, len(kept))}
-	parallel(len(kept), func(lo, hi int) {
-		var doc rawDoc
-		var buf []byte
+	resp := &ProcessResponse{Events: make([]*OutEvent, len(r.kept))}
+	parallel(len(r.kept), func(lo, hi int) {
+		var d differ
 		for k := lo; k < hi; k++ {
-			resp.Events[k], buf = encodeOut(kept[k], origins[k], req.Events, fields, metas, &doc, buf)
+			resp.Events[k] = encodeOut(r.kept[k], r.origins[k], r.snaps, r.fields, r.metas, &d)
 		}
 	})
 	return resp, nil
 }
 
+// transformed is a transform's result with what encoding it needs: the
+// inputs as they were (snapshots of their documents, the documents'
+// identity, their meta) and which input each kept event was (or -1).
+type transformed struct {
+	kept    []*plugins.Event
+	origins []int
+	snaps   []snapshot
+	fields  []*plugins.Object
+	metas   []plugins.Meta
+}
+
+// runTransform runs the transform on in, remembering what each input was
+// to recognise in-place modifications.
+func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in []*plugins.Event) (*transformed, error) {
+	r := &transformed{snaps: takeSnapshots(in), fields: make([]*plugins.Object, len(in)), metas: make([]plugins.Meta, len(in))}
+	for i, ev := range in {
+		r.fields[i] = ev.Fields
+		r.metas[i] = ev.Meta
+	}
+	inst.mu.Lock()
+	out, err := tr.Process(ctx, in)
+	inst.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	r.kept, r.origins = outOrigins(in, out)
+	return r, nil
+}
+
+// pack encodes the kept events lo..hi-1 as packed_out parts.
+func (r *transformed) pack(lo, hi int) [][]byte {
+	return packOut(r.kept[lo:hi], r.origins[lo:hi], r.snaps, r.fields, r.metas)
+}
+
+// outOrigins drops the nil events of a transform's result and finds which
+// of the rest are inputs modified in place (the first time each appears):
+// origins[k] is the input index of kept[k], or -1.
+func outOrigins(in, out []*plugins.Event) (kept []*plugins.Event, origins []int) {
+	origins = make([]int, len(out))
+	used := make([]bool, len(in))
+	kept = out[:0:0]
+	var origin map[*plugins.Event]int
+	for k, ev := range out {
+		if ev == nil {
+			continue
+		}
+		o := -1
+		// Most transforms return their input in order: no map needed.
+		if k < len(in) && in[k] == ev {
+			o = k
+		} else {
+			if origin == nil {
+				origin = make(map[*plugins.Event]int, len(in))
+				for i, e := range in {
+					origin[e] = i
+				}
+			}
+			if i, ok := origin[ev]; ok {
+				o = i
+			}
+		}
+		if o >= 0 && used[o] {
+			o = -1
+		}
+		if o >= 0 {
+			used[o] = true
+		}
+		origins[len(kept)] = o
+		kept = append(kept, ev)
+	}
+	return kept, origins[:len(kept)]
+}
+
 // encodeOut encodes one event a transform returned; i is the index of the
-// request event it was modified from, or -1.
-func encodeOut(ev *plugins.Event, i int, reqEvents []*Event, fields []*plugins.Object, metas []plugins.Meta, doc *rawDoc, buf []byte) (*OutEvent, []byte) {
+// request event it was modified from, or -1. The patches' values point into
+// d.buf, which only grows.
+func encodeOut(ev *plugins.Event, i int, snaps []snapshot, fields []*plugins.Object, metas []plugins.Meta, d *differ) *OutEvent {
 	oe := &OutEvent{}
 	if i >= 0 {
 		oe.Origin = uint32(i) + 1
@@ -427,10 +498,13 @@ func encodeOut(ev *plugins.Event, i int, reqEvents []*Event, fields []*plugins.O
 			oe.Meta = &Meta{}
 			fillMeta(oe.Meta, &ev.Meta)
 		}
-		if ev.Fields == fields[i] && ev.Fields != nil && splitTopLevel(reqEvents[i].Fields, doc) {
-			var ok bool
-			if oe.Patches, buf, ok = diffObject(doc, ev.Fields, buf, nil); ok {
-				return oe, buf
+		if ev.Fields == fields[i] && ev.Fields != nil {
+			d.patches = d.patches[:0]
+			if d.diff(snaps[i], ev.Fields, true) {
+				for _, p := range d.patches {
+					oe.Patches = append(oe.Patches, &FieldPatch{Key: p.key, Delete: p.del, Value: p.val})
+				}
+				return oe
 			}
 		}
 	} else {
@@ -438,14 +512,14 @@ func encodeOut(ev *plugins.Event, i int, reqEvents []*Event, fields []*plugins.O
 		fillMeta(oe.Meta, &ev.Meta)
 	}
 	oe.Replace = true
-	start := len(buf)
+	start := len(d.buf)
 	if ev.Fields != nil {
-		buf = ev.Fields.AppendJSON(buf)
+		d.buf = ev.Fields.AppendJSON(d.buf)
 	} else {
-		buf = append(buf, '{', '}')
+		d.buf = append(d.buf, '{', '}')
 	}
-	oe.Fields = buf[start:len(buf):len(buf)]
-	return oe, buf
+	oe.Fields = d.buf[start:len(d.buf):len(d.buf)]
+	return oe
 }
 
 // Write runs an output.
@@ -458,7 +532,12 @@ func (s *Server) Write(ctx context.Context, req *WriteRequest) (*WriteResponse, 
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "instance %d is a %s, not an output", req.Instance, inst.kind)
 	}
-	events, err := decodeEvents(req.Events)
+	var events []*plugins.Event
+	if len(req.Packed) > 0 {
+		events, err = unpackEvents(req.Packed)
+	} else {
+		events, err = decodeEvents(req.Events)
+	}
 	if err != nil {
 		return &WriteResponse{Error: EncodeError(plugins.Permanent(err))}, nil
 	}

@@ -57,7 +57,7 @@ type transform struct {
 	}
 }
 
-var _ plugins.Transform = (*transform)(nil)
+var _ plugins.ParallelTransform = (*transform)(nil)
 
 func newTransform(set plugins.Settings, cfg *Config) (*transform, error) {
 	rules, err := newClassifier(cfg.Rules, cfg.Verbs)
@@ -73,6 +73,14 @@ func newTransform(set plugins.Settings, cfg *Config) (*transform, error) {
 	}
 	return &transform{cfg: cfg, set: set, rules: rules, m: m,
 		nhnActions: map[string]*nhnAction{}, interned: map[string]any{}, responses: map[string]*plugins.Object{}}, nil
+}
+
+// Fork implements plugins.ParallelTransform: a mapper with scratch
+// buffers and caches of its own, sharing the rules and metrics.
+func (t *transform) Fork() plugins.ProcessFunc {
+	f := &transform{cfg: t.cfg, set: t.set, rules: t.rules.fork(), m: t.m,
+		nhnActions: map[string]*nhnAction{}, interned: map[string]any{}, responses: map[string]*plugins.Object{}}
+	return f.Process
 }
 
 func (t *transform) Start(context.Context) error { return nil }

@@ -122,6 +122,11 @@ func phrases(list []string) [][]string {
 
 // classify returns the categorization of an event of dataset whose action
 // text is action and whose resource texts are res (may be empty).
+// fork returns a classifier sharing c's rules, with a cache of its own.
+func (c *classifier) fork() *classifier {
+	return &classifier{rules: c.rules, verbs: c.verbs, cache: map[string]*classification{}}
+}
+
 func (c *classifier) classify(dataset byte, action string, res ...string) *classification {
 	k := append(c.key[:0], dataset)
 	k = append(k, action...)

@@ -29,6 +29,7 @@ func isIPParent(k string) bool {
 }
 
 type transform struct {
+	cfg    *Config
 	m      *masker
 	fields [][2]string // parent path, key
 	moveIP bool
@@ -36,13 +37,13 @@ type transform struct {
 	ipCounter, emailCounter prometheus.Counter
 }
 
-var _ plugins.Transform = (*transform)(nil)
+var _ plugins.ParallelTransform = (*transform)(nil)
 
 func newTransform(set plugins.Settings, cfg *Config) (*transform, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("mask: %w", err)
 	}
-	t := &transform{m: newMasker(cfg)}
+	t := &transform{cfg: cfg, m: newMasker(cfg)}
 	t.moveIP = t.m.ipMode == modeHash || t.m.ipMode == modeRedact
 	for _, f := range cfg.Fields {
 		parent, key := "", f
@@ -66,6 +67,14 @@ func newTransform(set plugins.Settings, cfg *Config) (*transform, error) {
 		t.ipCounter, t.emailCounter = c.WithLabelValues("ip"), c.WithLabelValues("email")
 	}
 	return t, nil
+}
+
+// Fork implements plugins.ParallelTransform: a masker with scratch
+// buffers and a cache of its own, sharing the configuration and metrics.
+func (t *transform) Fork() plugins.ProcessFunc {
+	f := *t
+	f.m = newMasker(t.cfg)
+	return f.Process
 }
 
 func (t *transform) Start(context.Context) error { return nil }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type Options struct {
 	// MaxPendingBatches bounds the batches of one source that are emitted
 	// but not yet acknowledged (default 16).
 	MaxPendingBatches int
+	// TransformWorkers is how many batches a transform that implements
+	// plugins.ParallelTransform processes at once (default GOMAXPROCS).
+	TransformWorkers int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Ownership, when set, runs the engine in cluster mode: only the
@@ -118,6 +122,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 	}
 	if opts.MaxPendingBatches <= 0 {
 		opts.MaxPendingBatches = 16
+	}
+	if opts.TransformWorkers <= 0 {
+		opts.TransformWorkers = runtime.GOMAXPROCS(0)
 	}
 	e := &Engine{cfg: cfg, opts: opts, log: opts.Logger, m: newMetrics(opts.Metrics),
 		dead: newDeadLetters(cfg.DataDir), health: newHealth()}

@@ -218,19 +218,86 @@ func (n *transformNode) enqueue(ctx context.Context, it item) error {
 }
 
 func (n *transformNode) run(ctx context.Context) {
+	if pt, ok := n.tr.(plugins.ParallelTransform); ok && n.e.opts.TransformWorkers > 1 {
+		n.runParallel(ctx, pt)
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case it := <-n.queue:
-			n.process(ctx, it)
+			n.in.Add(float64(len(it.events)))
+			out, err := n.tr.Process(ctx, it.events)
+			n.finish(ctx, it, out, err)
 		}
 	}
 }
 
-func (n *transformNode) process(ctx context.Context, it item) {
-	n.in.Add(float64(len(it.events)))
-	out, err := n.tr.Process(ctx, it.events)
+// runParallel processes up to TransformWorkers batches at once, each on a
+// fork of the transform, and passes them on in arrival order: a stage that
+// would otherwise hold one core keeps every core busy when it is the
+// pipeline's slowest.
+func (n *transformNode) runParallel(ctx context.Context, pt plugins.ParallelTransform) {
+	type job struct {
+		it   item
+		out  []*plugins.Event
+		err  error
+		done chan struct{}
+	}
+	workers := n.e.opts.TransformWorkers
+	jobs := make(chan *job)
+	inOrder := make(chan *job, workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(jobs)
+	for range workers {
+		process := pt.Fork()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.out, j.err = process(ctx, j.it.events)
+				close(j.done)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for j := range inOrder {
+			select {
+			case <-j.done:
+				n.finish(ctx, j.it, j.out, j.err)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer close(inOrder)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-n.queue:
+			n.in.Add(float64(len(it.events)))
+			j := &job{it: it, done: make(chan struct{})}
+			select {
+			case inOrder <- j:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// finish passes a processed batch on, or dead-letters it when Process failed.
+func (n *transformNode) finish(ctx context.Context, it item, out []*plugins.Event, err error) {
 	if err != nil {
 		reasons := make([]error, len(it.events))
 		for i := range reasons {
