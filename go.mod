@@ -13,6 +13,8 @@ require (
 	go.etcd.io/bbolt v1.5.0
 )
 
+require golang.org/x/sync v0.23.0
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

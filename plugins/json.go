@@ -19,8 +19,14 @@ var ErrNotObject = errors.New("json: value is not an object")
 // ParseObject parses one JSON object. Strings without escapes share memory
 // with a single copy of the input, which keeps parsing to a handful of
 // allocations per document.
-func ParseObject(data []byte) (*Object, error) {
-	v, err := ParseValue(data)
+func ParseObject(data []byte) (*Object, error) { return ParseObjectString(string(data)) }
+
+// ParseObjectString is ParseObject on a string, without copying it: the
+// strings of the result share memory with s, which therefore stays alive
+// as long as any of them does. Parse many documents from slices of one
+// string (a batch read at once) and they cost a single copy.
+func ParseObjectString(s string) (*Object, error) {
+	v, err := parseValue(s)
 	if err != nil {
 		return nil, err
 	}
@@ -32,10 +38,12 @@ func ParseObject(data []byte) (*Object, error) {
 }
 
 // ParseValue parses any JSON value into the Object value model.
-func ParseValue(data []byte) (any, error) {
+func ParseValue(data []byte) (any, error) { return parseValue(string(data)) }
+
+func parseValue(data string) (any, error) {
 	p := parserPool.Get().(*parser)
 	defer p.release()
-	p.s = string(data)
+	p.s = data
 	// Most audit documents hold a member for every 20-30 bytes: size the
 	// first slab so one allocation takes them all.
 	p.slab = make([]field, 0, len(data)/24+4)

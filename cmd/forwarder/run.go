@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -28,7 +29,7 @@ func newRunCmd() *cobra.Command {
 	var path string
 	var sets []string
 	var once bool
-	var cpuProfile string
+	var cpuProfile, traceFile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline until SIGINT/SIGTERM (or, with --once, until caught up)",
@@ -49,6 +50,17 @@ func newRunCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if traceFile != "" {
+				f, err := os.Create(traceFile)
+				if err != nil {
+					return runtimeErr(fmt.Errorf("--trace: %w", err))
+				}
+				defer f.Close()
+				if err := trace.Start(f); err != nil {
+					return runtimeErr(fmt.Errorf("--trace: %w", err))
+				}
+				defer trace.Stop()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			_, err = runPipeline(ctx, cfg, runOptions{once: once, logOut: cmd.ErrOrStderr()})
@@ -59,6 +71,8 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&once, "once", false, "exit 0 once every source is caught up and every output acknowledged")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
+	cmd.Flags().StringVar(&traceFile, "trace", "", "write an execution trace (go tool trace) to this file")
+	_ = cmd.Flags().MarkHidden("trace")
 	return cmd
 }
 

@@ -12,14 +12,24 @@ import (
 	"github.com/auditforwarder/forwarder/plugins"
 )
 
+// fileOutput appends batches and makes them durable with group commit:
+// concurrent Writes (delivery.max_in_flight) encode in parallel, append in
+// turn, and one fsync covers every batch appended before it started, so a
+// slow disk costs one fsync per round rather than one per batch.
 type fileOutput struct {
 	cfg *Config
 	set plugins.Settings
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	buf  []byte
+	mu       sync.Mutex // guards the fields below
+	f        *os.File
+	regular  bool // f is a regular file: fsync and tail repair apply
+	size     int64
+	appended uint64 // batches appended since Start, numbering each one
+	synced   uint64 // batches up to this number are durable
+	broken   uint64 // batches up to this number may be lost: an fsync failed
+
+	syncMu sync.Mutex // one fsync at a time
+	bufs   sync.Pool  // *[]byte encode buffers
 }
 
 var _ plugins.Output = (*fileOutput)(nil)
@@ -47,8 +57,9 @@ func (o *fileOutput) open() error {
 		_ = f.Close()
 		return fmt.Errorf("stat %s: %w", o.cfg.Path, err)
 	}
+	o.regular = st.Mode().IsRegular()
 	size := st.Size()
-	if size > 0 {
+	if size > 0 && o.regular {
 		// A crash can leave a torn last line: it was never acknowledged
 		// (fsync had not returned), so cut it off and keep valid NDJSON.
 		if size, err = truncateTornTail(f, size); err != nil {
@@ -87,44 +98,100 @@ func truncateTornTail(f *os.File, size int64) (int64, error) {
 	return 0, f.Truncate(0)
 }
 
-// Write appends the batch and fsyncs it before returning. A failed write
-// is retried whole by the engine; the partial tail it may leave is a
-// duplicate prefix at worst, never a gap.
+// Write appends the batch and returns once it is durable (fsynced, when
+// sync is on and the path is a regular file). A failed write is retried
+// whole by the engine; the partial tail it may leave is a duplicate prefix
+// at worst, never a gap.
 func (o *fileOutput) Write(_ context.Context, events []*plugins.Event) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.f == nil {
-		if err := o.open(); err != nil {
-			return err
-		}
+	bp, _ := o.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	buf := o.buf[:0]
+	buf := (*bp)[:0]
 	for _, ev := range events {
 		buf = ev.AppendJSON(buf)
 		buf = append(buf, '\n')
 	}
-	o.buf = buf
-	if _, err := o.f.Write(buf); err != nil {
-		o.reset()
-		return fmt.Errorf("write %s: %w", o.cfg.Path, err)
+	gen, err := o.appendBatch(buf)
+	if cap(buf) <= 16<<20 { // do not pin a huge buffer after an unusual batch
+		*bp = buf
+		o.bufs.Put(bp)
 	}
-	if o.cfg.Sync {
-		if err := o.f.Sync(); err != nil {
-			o.reset()
-			return fmt.Errorf("fsync %s: %w", o.cfg.Path, err)
+	if err != nil || !o.cfg.Sync {
+		return err
+	}
+	return o.syncUpTo(gen)
+}
+
+// appendBatch appends buf and returns the batch's number.
+func (o *fileOutput) appendBatch(buf []byte) (uint64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		if err := o.open(); err != nil {
+			return 0, err
 		}
 	}
+	if _, err := o.f.Write(buf); err != nil {
+		o.reset()
+		return 0, fmt.Errorf("write %s: %w", o.cfg.Path, err)
+	}
 	o.size += int64(len(buf))
-	if o.cfg.MaxBytes > 0 && o.size >= o.cfg.MaxBytes {
+	o.appended++
+	gen := o.appended
+	if !o.regular {
+		o.synced = gen // nothing to fsync on a pipe or a device
+	}
+	if o.cfg.MaxBytes > 0 && o.size >= o.cfg.MaxBytes && o.regular {
+		// The file is closed by the rotation: make what it holds durable
+		// first, for every batch in it.
+		if err := o.f.Sync(); err != nil {
+			o.broken = gen
+			o.reset()
+			return 0, fmt.Errorf("fsync %s: %w", o.cfg.Path, err)
+		}
+		o.synced = gen
 		if err := o.rotate(); err != nil {
 			// The batch is written and synced; rotation is retried next time.
 			o.set.Logger.Warn("rotation failed", "path", o.cfg.Path, "error", err)
 		}
 	}
-	if cap(o.buf) > 16<<20 {
-		o.buf = nil // do not pin a huge buffer after an unusual batch
+	return gen, nil
+}
+
+// syncUpTo returns once batch gen is durable: by an fsync of its own, or
+// one another Write started after gen was appended.
+func (o *fileOutput) syncUpTo(gen uint64) error {
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
+	o.mu.Lock()
+	if o.synced >= gen {
+		o.mu.Unlock()
+		return nil
 	}
-	return nil
+	if o.broken >= gen || o.f == nil {
+		o.mu.Unlock()
+		return fmt.Errorf("fsync %s: an earlier fsync failed; the batch is written again", o.cfg.Path)
+	}
+	f, target := o.f, o.appended
+	o.mu.Unlock()
+	err := f.Sync()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err == nil {
+		o.synced = max(o.synced, target)
+		return nil
+	}
+	if o.synced >= gen { // a rotation synced and closed f meanwhile
+		return nil
+	}
+	// After a failed fsync the kernel may have dropped the dirty pages:
+	// every batch appended so far is suspect and is written again.
+	o.broken = max(o.broken, o.appended)
+	if o.f == f {
+		o.reset()
+	}
+	return fmt.Errorf("fsync %s: %w", o.cfg.Path, err)
 }
 
 func (o *fileOutput) reset() {
@@ -154,7 +221,10 @@ func (o *fileOutput) Close(context.Context) error {
 	if o.f == nil {
 		return nil
 	}
-	err := o.f.Sync()
+	var err error
+	if o.regular {
+		err = o.f.Sync()
+	}
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
 	}

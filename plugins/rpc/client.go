@@ -373,24 +373,28 @@ func (c *Client) Write(ctx context.Context, inst uint64, events []*plugins.Event
 			// duplicates of the chunks already written being harmless.
 			return c.transportErr(ctx, "Write", rerr)
 		}
-		err := DecodeError(resp.Error)
-		if err == nil {
-			continue
-		}
-		var sub *plugins.BatchError
-		if errors.As(err, &sub) {
-			for _, f := range sub.Failures {
-				if f.Index >= 0 && f.Index < len(ch.evs) {
-					be.Add(ch.idx[f.Index], f.Err)
-				}
-			}
-			continue
-		}
-		for j := range ch.evs {
-			be.Add(ch.idx[j], err)
+		if err := DecodeError(resp.Error); err != nil {
+			addRequestError(be, err, ch.idx)
 		}
 	}
 	return be.Err()
+}
+
+// addRequestError adds to be the error of one Write request carrying the
+// events idx of the batch: its per-event failures, or err for them all.
+func addRequestError(be *plugins.BatchError, err error, idx []int) {
+	var sub *plugins.BatchError
+	if errors.As(err, &sub) {
+		for _, f := range sub.Failures {
+			if f.Index >= 0 && f.Index < len(idx) {
+				be.Add(idx[f.Index], f.Err)
+			}
+		}
+		return
+	}
+	for _, i := range idx {
+		be.Add(i, err)
+	}
 }
 
 // packed reports whether the plugin takes packed batches.
@@ -450,21 +454,8 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 			// duplicates of the requests already written being harmless.
 			return c.transportErr(ctx, "Write", rerr)
 		}
-		err := DecodeError(resp.Error)
-		if err == nil {
-			continue
-		}
-		var sub *plugins.BatchError
-		if errors.As(err, &sub) {
-			for _, f := range sub.Failures {
-				if f.Index >= 0 && f.Index < len(idx) {
-					be.Add(idx[f.Index], f.Err)
-				}
-			}
-			continue
-		}
-		for _, i := range idx {
-			be.Add(i, err)
+		if err := DecodeError(resp.Error); err != nil {
+			addRequestError(be, err, idx)
 		}
 	}
 	return be.Err()

@@ -174,11 +174,13 @@ func (s *source) match() ([]string, error) {
 }
 
 // reader carries the position and the batch being filled across files.
+// It cuts the lines; parsing them is the pipe's work (see pipe.go).
 type reader struct {
 	s      *source
 	emit   plugins.Emit
+	pipe   *parsePipe
 	pos    position
-	batch  []*plugins.Event
+	batch  *rawBatch
 	long   []byte
 	br     *bufio.Reader
 	recvAt time.Time
@@ -187,16 +189,27 @@ type reader struct {
 // readAll reads every file at or after the position, then emits what is
 // left of the batch.
 func (r *reader) readAll(ctx context.Context, files []string) error {
-	for i, f := range files {
-		if f < r.pos.File {
-			continue
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.pipe = newParsePipe(ctx, cancel, r.s, r.emit)
+	err := func() error {
+		for i, f := range files {
+			if f < r.pos.File {
+				continue
+			}
+			last := i == len(files)-1
+			if err := r.readFile(ctx, f, last && !r.s.set.Once); err != nil {
+				return err
+			}
 		}
-		last := i == len(files)-1
-		if err := r.readFile(ctx, f, last && !r.s.set.Once); err != nil {
-			return err
-		}
+		return r.flush(ctx)
+	}()
+	// Every batch handed to the pipe is emitted (or the emit failed)
+	// before readAll returns: in once mode, returning means caught up.
+	if perr := r.pipe.close(); perr != nil {
+		return perr
 	}
-	return r.flush(ctx)
+	return err
 }
 
 // readFile reads path from the position (or its start) to its end. When
@@ -251,10 +264,10 @@ func (r *reader) readFile(ctx context.Context, path string, holdTail bool) error
 		}
 		start := r.pos.Offset
 		r.pos.Offset += int64(n)
-		if line != nil {
+		if line != nil && !isBlank(line) {
 			r.add(path, start, line)
 		}
-		if len(r.batch) >= r.s.cfg.BatchSize {
+		if r.batch != nil && len(r.batch.lines) >= r.s.cfg.BatchSize {
 			if err := r.flush(ctx); err != nil {
 				return err
 			}
@@ -319,43 +332,28 @@ func (r *reader) readLine() (line []byte, n int, complete bool, err error) {
 	}
 }
 
-// add parses one line into an event of the batch.
+// add copies one line into the batch.
 func (r *reader) add(path string, offset int64, line []byte) {
-	if isBlank(line) {
-		return
-	}
-	item, err := plugins.ParseObject(line)
-	if err != nil {
-		r.s.invalid.Inc()
-		// The line may hold personal data: log where it is, not what it says.
-		r.s.set.Logger.Warn("line is not a JSON object; skipped", "file", path, "offset", offset, "error", err)
-		return
-	}
-	r.s.ok.Inc()
-	ev := &plugins.Event{Fields: item, Meta: plugins.Meta{
-		Source:   r.s.set.ID,
-		Dataset:  r.s.cfg.Dataset,
-		ID:       ItemID(r.s.cfg.Dataset, item),
-		Time:     itemTime(r.s.cfg.Dataset, item),
-		Received: r.recvAt,
-	}}
 	if r.batch == nil {
-		r.batch = make([]*plugins.Event, 0, r.s.cfg.BatchSize)
+		r.batch = &rawBatch{recvAt: r.recvAt,
+			data: make([]byte, 0, min(r.s.cfg.BatchSize*1024, 4<<20)), lines: make([]lineRef, 0, r.s.cfg.BatchSize)}
 	}
-	r.batch = append(r.batch, ev)
+	b := r.batch
+	start := len(b.data)
+	b.data = append(b.data, line...)
+	b.lines = append(b.lines, lineRef{start: start, end: len(b.data), path: path, offset: offset})
 }
 
-// flush emits the batch with the current position as its checkpoint.
+// flush hands the batch to the pipe with the current position as its
+// checkpoint.
 func (r *reader) flush(ctx context.Context) error {
-	if len(r.batch) == 0 {
+	if r.batch == nil || len(r.batch.lines) == 0 {
 		return nil
 	}
-	b := plugins.Batch{Events: r.batch, Checkpoint: r.pos.encode()}
+	b := r.batch
+	b.cp = r.pos.encode()
 	r.batch = nil
-	if err := r.emit(ctx, b); err != nil {
-		return err
-	}
-	return nil
+	return r.pipe.submit(ctx, b)
 }
 
 func isBlank(b []byte) bool {

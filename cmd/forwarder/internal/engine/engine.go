@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/checkpoint"
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/config"
@@ -38,8 +39,12 @@ type Options struct {
 	// Once makes Run return once every source is caught up and delivered.
 	Once bool
 	// MaxPendingBatches bounds the batches of one source that are emitted
-	// but not yet acknowledged (default 16).
+	// but not yet acknowledged (default 8).
 	MaxPendingBatches int
+	// MaxPendingEvents bounds their events (default 4096), so memory stays
+	// bounded whatever a source's batch size; a batch larger than the
+	// bound is let through alone.
+	MaxPendingEvents int
 	// TransformWorkers is how many batches a transform that implements
 	// plugins.ParallelTransform processes at once (default GOMAXPROCS).
 	TransformWorkers int
@@ -121,7 +126,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 		opts.Now = time.Now
 	}
 	if opts.MaxPendingBatches <= 0 {
-		opts.MaxPendingBatches = 16
+		opts.MaxPendingBatches = 8
+	}
+	if opts.MaxPendingEvents <= 0 {
+		opts.MaxPendingEvents = 4096
 	}
 	if opts.TransformWorkers <= 0 {
 		opts.TransformWorkers = runtime.GOMAXPROCS(0)
@@ -186,7 +194,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 				e.closeAll(ctx)
 				return nil, fmt.Errorf("%s: type %q does not implement a source", c.Path(), c.Type)
 			}
-			n := &sourceNode{e: e, id: c.Name, src: src, slots: make(chan struct{}, opts.MaxPendingBatches)}
+			n := &sourceNode{e: e, id: c.Name, src: src, slots: make(chan struct{}, opts.MaxPendingBatches),
+				events: semaphore.NewWeighted(int64(opts.MaxPendingEvents))}
 			n.initMetrics()
 			e.sources = append(e.sources, n)
 		}

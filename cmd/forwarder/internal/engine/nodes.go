@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/checkpoint"
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/config"
@@ -23,7 +24,8 @@ type sourceNode struct {
 	src  plugins.Source
 	down []target
 
-	slots    chan struct{} // bounds emitted-but-unacknowledged batches
+	slots    chan struct{}       // bounds emitted-but-unacknowledged batches
+	events   *semaphore.Weighted // and their events
 	inflight atomic.Int64
 	tracker  *checkpoint.Tracker
 	failing  atomic.Bool
@@ -73,6 +75,11 @@ func (n *sourceNode) emit(ctx context.Context, b plugins.Batch) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	weight := min(int64(len(b.Events)), int64(n.e.opts.MaxPendingEvents))
+	if err := n.events.Acquire(ctx, weight); err != nil {
+		<-n.slots
+		return err
+	}
 	if n.failing.Load() {
 		n.failing.Store(false)
 		n.e.health.set(n.id, "engine", nil)
@@ -95,6 +102,7 @@ func (n *sourceNode) emit(ctx context.Context, b plugins.Batch) error {
 			}
 		}
 		n.inflight.Add(-1)
+		n.events.Release(weight)
 		<-n.slots
 	}
 	n.in.Add(float64(len(b.Events)))
