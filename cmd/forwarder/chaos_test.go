@@ -61,8 +61,8 @@ import (
 // re-delivers those, plus what was acknowledged while its checkpoint was
 // being saved: at most twice the window, per source.
 const (
-	maxBatchEvents     = 10000
-	maxPendingEvents   = 4096
+	maxBatchEvents     = 2000
+	maxPendingEvents   = 16384
 	chaosSourcesInKill = 2
 	dupBound           = chaosSourcesInKill * 2 * max(maxPendingEvents, maxBatchEvents)
 )

@@ -26,31 +26,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 	"github.com/auditforwarder/forwarder/sources/ncloud"
 	"github.com/auditforwarder/forwarder/sources/nhncloud"
 )
 
-// testKafkaBrokers returns the broker the tests use; it fails (never
-// skips) when none answers.
-func testKafkaBrokers(t testing.TB) []string {
-	t.Helper()
-	b := os.Getenv("FORWARDER_TEST_KAFKA_BROKERS")
-	if b == "" {
-		b = "127.0.0.1:19092"
-	}
-	brokers := strings.Split(b, ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("no Kafka broker at %s (%v): start one with `eval \"$(bash .ci/services/kafka.sh start)\"`", b, err)
-	}
-	return brokers
-}
+func testKafkaBrokers(t testing.TB) []string { return kafkatest.Brokers(t) }
 
 func uniqueSuffix() string { return fmt.Sprintf("%d-%d", time.Now().UnixNano()%1e10, rand.IntN(1e6)) }
 

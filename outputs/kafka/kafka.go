@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/auditforwarder/forwarder/plugins"
 	"github.com/auditforwarder/forwarder/plugins/kafkaconfig"
@@ -127,16 +123,11 @@ func (o *output) clientOpts() ([]kgo.Opt, error) {
 	if c.MaxBufferedBytes > 0 {
 		opts = append(opts, kgo.MaxBufferedBytes(c.MaxBufferedBytes))
 	}
-	if c.TLS.Enabled {
-		tc, err := tlsConfig(&c.TLS)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+	conn, err := kafkaconfig.ClientOpts(&c.TLS, &c.SASL, "")
+	if err != nil {
+		return nil, err
 	}
-	if m := saslMechanism(&c.SASL); m != nil {
-		opts = append(opts, kgo.SASL(m))
-	}
+	opts = append(opts, conn...)
 	return opts, nil
 }
 
@@ -152,41 +143,6 @@ func codec(name string) kgo.CompressionCodec {
 		return kgo.ZstdCompression()
 	}
 	return kgo.NoCompression()
-}
-
-func tlsConfig(c *TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // insecure_skip_verify is the user's explicit, loudly logged choice
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
-func saslMechanism(c *SASLConfig) sasl.Mechanism {
-	switch c.MechanismName() {
-	case mechPlain:
-		return plain.Auth{User: c.Username, Pass: c.Password.Reveal()}.AsMechanism()
-	case mechSCRAM256:
-		return scram.Auth{User: c.Username, Pass: c.Password.Reveal()}.AsSha256Mechanism()
-	case mechSCRAM512:
-		return scram.Auth{User: c.Username, Pass: c.Password.Reveal()}.AsSha512Mechanism()
-	}
-	return nil
 }
 
 // batchMaxBytes is franz-go's per-topic batch cap: batch_max_bytes, lowered

@@ -16,27 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 )
 
-func testBrokers(t testing.TB) []string {
-	t.Helper()
-	b := os.Getenv("FORWARDER_TEST_KAFKA_BROKERS")
-	if b == "" {
-		b = "127.0.0.1:19092"
-	}
-	brokers := strings.Split(b, ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("no Kafka broker at %s (%v): start one with `eval \"$(bash .ci/services/kafka.sh start)\"`", b, err)
-	}
-	return brokers
-}
+func testBrokers(t testing.TB) []string { return kafkatest.Brokers(t) }
 
 // testTopic creates a topic with n partitions holding count ECS documents
 // and returns its name and the id at each (partition, offset).

@@ -70,7 +70,9 @@ type Config struct {
 	MinWindow, MaxWindow time.Duration
 	// TargetEvents is the number of events a window aims at (default 20 pages' worth: 2000).
 	TargetEvents int
-	// MaxBatch caps the events of one emitted batch (default 10000).
+	// MaxBatch caps the events of one emitted batch (default 2000). A window
+	// worker holds at most one batch being filled and one waiting, so this
+	// also bounds what the fetch-ahead keeps in memory.
 	MaxBatch int
 	// Concurrency is the number of windows fetched at once (default 4).
 	Concurrency int
@@ -109,7 +111,7 @@ func (c *Config) setDefaults(set plugins.Settings) {
 		c.TargetEvents = 2000
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 10000
+		c.MaxBatch = 2000
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,29 +12,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 )
 
-// testBrokers returns the real broker the Kafka tests use; it fails the
-// test (never skips) when nothing answers there.
-func testBrokers(t testing.TB) []string {
-	t.Helper()
-	b := os.Getenv("FORWARDER_TEST_KAFKA_BROKERS")
-	if b == "" {
-		b = "127.0.0.1:19092"
-	}
-	brokers := strings.Split(b, ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("no Kafka broker at %s (%v): start one with `eval \"$(bash .ci/services/kafka.sh start)\"`", b, err)
-	}
-	return brokers
-}
+func testBrokers(t testing.TB) []string { return kafkatest.Brokers(t) }
 
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), rand.IntN(1e6))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -19,27 +18,10 @@ import (
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/config"
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/engine"
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 )
 
-func testBrokers(t testing.TB) []string {
-	t.Helper()
-	b := os.Getenv("FORWARDER_TEST_KAFKA_BROKERS")
-	if b == "" {
-		b = "127.0.0.1:19092"
-	}
-	brokers := strings.Split(b, ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("no Kafka broker at %s (%v): start one with `eval \"$(bash .ci/services/kafka.sh start)\"`", b, err)
-	}
-	return brokers
-}
+func testBrokers(t testing.TB) []string { return kafkatest.Brokers(t) }
 
 // ledger checks that no source ever has two owners: an Assign of a source
 // someone else holds, or a Revoke by a non-owner, is a violation.

@@ -41,7 +41,7 @@ type Options struct {
 	// MaxPendingBatches bounds the batches of one source that are emitted
 	// but not yet acknowledged (default 8).
 	MaxPendingBatches int
-	// MaxPendingEvents bounds their events (default 4096), so memory stays
+	// MaxPendingEvents bounds their events (default 16384), so memory stays
 	// bounded whatever a source's batch size; a batch larger than the
 	// bound is let through alone.
 	MaxPendingEvents int
@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 		opts.MaxPendingBatches = 8
 	}
 	if opts.MaxPendingEvents <= 0 {
-		opts.MaxPendingEvents = 4096
+		opts.MaxPendingEvents = 16384
 	}
 	if opts.TransformWorkers <= 0 {
 		opts.TransformWorkers = runtime.GOMAXPROCS(0)
