@@ -135,6 +135,11 @@ func FuzzParseObject(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("re-encoding is not JSON: %v: %q", err, out)
 		}
+		// The document means what encoding/json says it means: same keys
+		// (last duplicate wins), values, U+FFFD for invalid UTF-8.
+		if !reflect.DeepEqual(std, back) {
+			t.Fatalf("parsed %q as %q: encoding/json reads them differently", data, out)
+		}
 		o2, err := ParseObject(out)
 		if err != nil {
 			t.Fatalf("cannot parse our own output: %v", err)
