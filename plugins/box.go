@@ -24,9 +24,17 @@ func typeOf(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
 
 const boxChunk = 32
 
+// chunk returns n, times 32 for a DocParser, whose chunks serve many documents.
+func (p *parser) chunk(n int) int {
+	if p.shared {
+		return 32 * n
+	}
+	return n
+}
+
 func (p *parser) boxString(s string) any {
 	if len(p.strs) == cap(p.strs) {
-		p.strs = make([]string, 0, boxChunk)
+		p.strs = make([]string, 0, p.chunk(boxChunk))
 	}
 	p.strs = append(p.strs, s)
 	var v any
@@ -38,7 +46,7 @@ func (p *parser) boxString(s string) any {
 
 func (p *parser) boxNumber(n Number) any {
 	if len(p.nums) == cap(p.nums) {
-		p.nums = make([]Number, 0, boxChunk/2)
+		p.nums = make([]Number, 0, p.chunk(boxChunk/2))
 	}
 	p.nums = append(p.nums, n)
 	var v any

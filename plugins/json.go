@@ -43,11 +43,41 @@ func ParseValue(data []byte) (any, error) { return parseValue(string(data)) }
 func parseValue(data string) (any, error) {
 	p := parserPool.Get().(*parser)
 	defer p.release()
-	p.s = data
 	// Most audit documents hold a member for every 20-30 bytes: size the
 	// first slab so one allocation takes them all.
 	p.slab = make([]field, 0, len(data)/24+4)
 	p.strs = make([]string, 0, len(data)/32+4)
+	return p.parse(data)
+}
+
+// DocParser parses many documents and shares its allocations between
+// them: the documents of one batch, which live and die together, then
+// cost a few large allocations rather than several small ones each. Like
+// ParseObjectString, the documents' strings share memory with the input.
+// A DocParser is not safe for concurrent use; the zero value is ready.
+type DocParser struct{ p parser }
+
+// ParseObject parses one JSON object from s (see ParseObjectString).
+func (d *DocParser) ParseObject(s string) (*Object, error) {
+	d.p.shared = true
+	v, err := d.p.parse(s)
+	// Only the chunks are kept: a failed document's members are dropped.
+	clear(d.p.stack)
+	clear(d.p.elems)
+	d.p.stack, d.p.elems = d.p.stack[:0], d.p.elems[:0]
+	if err != nil {
+		return nil, err
+	}
+	o, ok := v.(*Object)
+	if !ok {
+		return nil, ErrNotObject
+	}
+	return o, nil
+}
+
+// parse parses data as one JSON value.
+func (p *parser) parse(data string) (any, error) {
+	p.s, p.i = data, 0
 	p.skipWS()
 	v, err := p.value(0)
 	if err != nil {
@@ -75,6 +105,9 @@ type parser struct {
 	elems []any
 	slab  []field
 	objs  []Object
+	// shared marks a DocParser's parser: bigger chunks, kept across
+	// documents.
+	shared bool
 }
 
 // parserPool keeps the parsers' scratch stacks between documents.
@@ -95,7 +128,7 @@ func (p *parser) release() {
 // its own members rather than overwrite a neighbour's.
 func (p *parser) finishObject(base int) *Object {
 	if len(p.objs) == cap(p.objs) {
-		p.objs = make([]Object, 0, 8)
+		p.objs = make([]Object, 0, p.chunk(8))
 	}
 	p.objs = append(p.objs, Object{})
 	o := &p.objs[len(p.objs)-1]
@@ -104,7 +137,7 @@ func (p *parser) finishObject(base int) *Object {
 		return o
 	}
 	if cap(p.slab)-len(p.slab) < n {
-		p.slab = make([]field, 0, max(32, n))
+		p.slab = make([]field, 0, max(p.chunk(32), n))
 	}
 	start := len(p.slab)
 	p.slab = append(p.slab, p.stack[base:]...)

@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -131,6 +132,15 @@ func FuzzParseObject(f *testing.F) {
 			t.Fatalf("we accepted what encoding/json rejects: %q (%v)", data, stdErr)
 		}
 		out := o.AppendJSON(nil)
+		// A DocParser reads it the same, before and after other documents.
+		var dp DocParser
+		for range 2 {
+			d, err := dp.ParseObject(string(data))
+			if err != nil || !bytes.Equal(d.AppendJSON(nil), out) {
+				t.Fatalf("DocParser: %v, %q, want %q", err, d.AppendJSON(nil), out)
+			}
+			_, _ = dp.ParseObject(`{"x":[1,{"y":"z"}],`) // a failed one in between
+		}
 		var back map[string]any
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("re-encoding is not JSON: %v: %q", err, out)
@@ -191,6 +201,30 @@ func BenchmarkStdMarshal(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := json.Marshal(m); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Documents from one DocParser share chunks but never storage: growing
+// one never writes into its neighbour.
+func TestDocParserDocumentsAreIndependent(t *testing.T) {
+	var dp DocParser
+	var docs []*Object
+	for i := range 100 {
+		o, err := dp.ParseObject(fmt.Sprintf(`{"i":%d,"o":{"a":"b"},"l":["x",%d]}`, i, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, o)
+	}
+	for i, o := range docs {
+		o.Set("added", i)
+		o.Set("o.c", "d")
+	}
+	for i, o := range docs {
+		want := fmt.Sprintf(`{"i":%d,"o":{"a":"b","c":"d"},"l":["x",%d],"added":%d}`, i, i, i)
+		if got := string(o.AppendJSON(nil)); got != want {
+			t.Fatalf("document %d = %s, want %s", i, got, want)
 		}
 	}
 }

@@ -83,6 +83,23 @@ func (o *Object) DeleteKey(key string) bool {
 	return true
 }
 
+// Rewrite calls fn on every member in order and keeps, in place, the key
+// and value it returns, dropping the members for which it returns false.
+// It lets a transform reshape an object it owns without allocating a new
+// one.
+func (o *Object) Rewrite(fn func(i int, key string, val any) (string, any, bool)) {
+	w := 0
+	for i := range o.fields {
+		k, v, keep := fn(i, o.fields[i].key, o.fields[i].val)
+		if keep {
+			o.fields[w] = field{k, v}
+			w++
+		}
+	}
+	clear(o.fields[w:])
+	o.fields = o.fields[:w]
+}
+
 // Get returns the value at a dotted path such as "source.ip".
 func (o *Object) Get(path string) (any, bool) {
 	cur := o

@@ -143,8 +143,6 @@ const (
 	oError
 	oECS
 	oVendor
-	oVendorInner
-	oSub
 	nSlots
 )
 
@@ -185,11 +183,7 @@ func (d *ecsDoc) build(ds *datasetInfo) *plugins.Object {
 	sizes[oError] = count(d.errCode, d.errMessage)
 	sizes[oECS] = 1
 	if d.vendorSrc != nil {
-		sizes[oVendorInner] = d.vendorSrc.Len() - d.nSkip
-		sizes[oVendor] = b2i(sizes[oVendorInner] > 0)
-		if d.subSrc != nil {
-			sizes[oSub] = d.subSrc.Len() - d.nSubSkip
-		}
+		sizes[oVendor] = b2i(d.vendorSrc.Len()-d.nSkip > 0)
 	}
 	sizes[oRoot] = 5 + b2i(sizes[oOrg] > 0) + b2i(sizes[oSource] > 0) + b2i(sizes[oUser] > 0) +
 		b2i(sizes[oUA] > 0) + b2i(sizes[oError] > 0) + sizes[oVendor]
@@ -198,10 +192,10 @@ func (d *ecsDoc) build(ds *datasetInfo) *plugins.Object {
 
 	// The vendor namespace first: copying it also collects the addresses
 	// it mentions for related.*.
-	inner := objs[oVendorInner]
+	var inner *plugins.Object
 	if sizes[oVendor] > 0 {
 		d.budget = maxRelatedScan
-		d.fillVendor(inner, objs[oSub])
+		inner = d.fillVendor()
 	}
 
 	// One array holds event.category, event.type, related.ip, related.user.
@@ -314,35 +308,39 @@ func (d *ecsDoc) build(ds *datasetInfo) *plugins.Object {
 // fillVendor copies the raw item into the vendor namespace object, without
 // the consumed members, nulls, empty strings and objects left empty, and
 // collects the addresses it mentions (scanString).
-func (d *ecsDoc) fillVendor(inner, sub *plugins.Object) {
+func (d *ecsDoc) fillVendor() *plugins.Object {
 	src := d.vendorSrc
-	for i, n := 0, src.Len(); i < n; i++ {
-		if d.skip[i] {
-			continue
-		}
-		k, v := src.Key(i), src.Value(i)
-		if i == d.subIdx {
-			for j, m := 0, d.subSrc.Len(); j < m; j++ {
-				if !d.subSkip[j] {
-					if c, ok := d.clean(d.subSrc.Value(j)); ok {
-						sub.Append(d.subSrc.Key(j), c)
-					}
-				}
-			}
-			if sub.Len() > 0 {
-				inner.Append(k, sub)
-			}
-			continue
-		}
-		if k == d.renameFrom {
-			if _, dup := src.GetKey(d.renameTo); !dup {
-				k = d.renameTo
-			}
-		}
-		if c, ok := d.clean(v); ok {
-			inner.Append(k, c)
-		}
+	// A key renamed only when the new name is free (checked before the
+	// members are rewritten).
+	rename := d.renameFrom != ""
+	if rename {
+		_, dup := src.GetKey(d.renameTo)
+		rename = !dup
 	}
+	// The raw item belongs to the transform: it becomes the vendor
+	// namespace in place, without the members ECS took.
+	src.Rewrite(func(i int, k string, v any) (string, any, bool) {
+		if d.skip[i] {
+			return "", nil, false
+		}
+		if i == d.subIdx {
+			sub := d.subSrc
+			sub.Rewrite(func(j int, k string, v any) (string, any, bool) {
+				if d.subSkip[j] {
+					return "", nil, false
+				}
+				c, ok := d.clean(v)
+				return k, c, ok
+			})
+			return k, sub, sub.Len() > 0
+		}
+		if rename && k == d.renameFrom {
+			k = d.renameTo
+		}
+		c, ok := d.clean(v)
+		return k, c, ok
+	})
+	return src
 }
 
 // clean returns v without nulls, empty strings and objects left empty, at
