@@ -348,6 +348,7 @@ func (p *parser) str() (string, error) {
 	i := p.i
 	for {
 		// Tight loop over ordinary bytes: most strings are plain ASCII.
+		i += plainWords(s, i)
 		for i < len(s) && !strSpecial[s[i]] {
 			i++
 		}

@@ -228,3 +228,24 @@ func TestDocParserDocumentsAreIndependent(t *testing.T) {
 		}
 	}
 }
+
+// plainWords stops at the first word holding a byte the scanners must
+// look at, and never earlier.
+func FuzzPlainWords(f *testing.F) {
+	for _, s := range []string{"", "abcdefgh", "abcdefg\"", "abc\\defghijklmnop", "\x1fabcdefgh", "abcdefgh\x80ijklmnop", "0123456789abcdef ~"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := plainWords(s, 0)
+		first := len(s)
+		for i := 0; i < len(s); i++ {
+			if strSpecial[s[i]] {
+				first = i
+				break
+			}
+		}
+		if n%8 != 0 || n > first || first-n >= 8 && n+8 <= len(s) {
+			t.Fatalf("plainWords(%q) = %d, first special byte at %d", s, n, first)
+		}
+	})
+}

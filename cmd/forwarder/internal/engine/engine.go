@@ -45,6 +45,11 @@ type Options struct {
 	// bounded whatever a source's batch size; a batch larger than the
 	// bound is let through alone.
 	MaxPendingEvents int
+	// CommitInterval is the least time between two checkpoint saves of a
+	// source (default 100ms; the last one is saved at shutdown whatever
+	// it is). A crash re-delivers what was acknowledged since the last
+	// save, so it adds to the duplicates, never to losses.
+	CommitInterval time.Duration
 	// TransformWorkers is how many batches a transform that implements
 	// plugins.ParallelTransform processes at once (default GOMAXPROCS).
 	TransformWorkers int
@@ -130,6 +135,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Engine, error)
 	}
 	if opts.MaxPendingEvents <= 0 {
 		opts.MaxPendingEvents = 16384
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = 100 * time.Millisecond
 	}
 	if opts.TransformWorkers <= 0 {
 		opts.TransformWorkers = runtime.GOMAXPROCS(0)

@@ -134,25 +134,31 @@ func (n *sourceNode) runSource(ctx context.Context) error {
 }
 
 // runCommitter persists the newest committable checkpoint, coalescing
-// acknowledgements that arrive while a save is in progress.
+// acknowledgements that arrive while a save is in progress, and saving at
+// most once per CommitInterval: a fast source would otherwise sync the
+// store once per batch, competing with the outputs for the disk.
 func (n *sourceNode) runCommitter(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.commit:
-			if err := n.flushCommit(ctx); err != nil {
-				if n.fencedStop(err) {
-					return
-				}
-				n.e.log.Error("cannot persist checkpoint; it will be retried, and events re-read after a restart",
-					"component_id", n.id, "error", err)
-				n.e.health.set(n.id, "checkpoint", err)
-				sleepCtx(ctx, time.Second)
-				select {
-				case n.commit <- struct{}{}:
-				default:
-				}
+			start := time.Now()
+			err := n.flushCommit(ctx)
+			if err == nil {
+				sleepCtx(ctx, n.e.opts.CommitInterval-time.Since(start))
+				continue
+			}
+			if n.fencedStop(err) {
+				return
+			}
+			n.e.log.Error("cannot persist checkpoint; it will be retried, and events re-read after a restart",
+				"component_id", n.id, "error", err)
+			n.e.health.set(n.id, "checkpoint", err)
+			sleepCtx(ctx, time.Second)
+			select {
+			case n.commit <- struct{}{}:
+			default:
 			}
 		}
 	}
