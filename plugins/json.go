@@ -25,8 +25,10 @@ func ParseObject(data []byte) (*Object, error) { return ParseObjectString(string
 // strings of the result share memory with s, which therefore stays alive
 // as long as any of them does. Parse many documents from slices of one
 // string (a batch read at once) and they cost a single copy.
-func ParseObjectString(s string) (*Object, error) {
-	v, err := parseValue(s)
+func ParseObjectString(s string) (*Object, error) { return asObject(parseValue(s)) }
+
+// asObject returns v as an object, or why it is not one.
+func asObject(v any, err error) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -65,14 +67,7 @@ func (d *DocParser) ParseObject(s string) (*Object, error) {
 	clear(d.p.stack)
 	clear(d.p.elems)
 	d.p.stack, d.p.elems = d.p.stack[:0], d.p.elems[:0]
-	if err != nil {
-		return nil, err
-	}
-	o, ok := v.(*Object)
-	if !ok {
-		return nil, ErrNotObject
-	}
-	return o, nil
+	return asObject(v, err)
 }
 
 // parse parses data as one JSON value.

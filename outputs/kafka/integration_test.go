@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 )
 
 const startHint = "start it with: bash .ci/services/kafka.sh start"
@@ -41,21 +42,7 @@ func envOr(key, def string) string {
 
 // realBrokers returns the PLAINTEXT listener of the test broker, failing the
 // test when it does not answer.
-func realBrokers(t testing.TB) []string {
-	t.Helper()
-	brokers := strings.Split(envOr("FORWARDER_TEST_KAFKA_BROKERS", "127.0.0.1:19092"), ",")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		t.Fatalf("no Kafka broker at %s (FORWARDER_TEST_KAFKA_BROKERS): %v; %s", strings.Join(brokers, ","), err, startHint)
-	}
-	return brokers
-}
+func realBrokers(t testing.TB) []string { return kafkatest.Brokers(t) }
 
 func adminFor(t testing.TB, brokers []string) *kadm.Client {
 	t.Helper()

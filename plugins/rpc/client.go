@@ -362,10 +362,7 @@ func (c *Client) Write(ctx context.Context, inst uint64, events []*plugins.Event
 		}
 		return DecodeError(resp.Error)
 	}
-	be := &plugins.BatchError{}
-	for _, i := range tooBig {
-		be.Add(i, plugins.Permanent(fmt.Errorf("event is above the plugin message limit of %d MiB", MaxMessageBytes>>20)))
-	}
+	be := tooBigErrors(tooBig)
 	for _, ch := range chunks {
 		resp, rerr := c.out.Write(ctx, &WriteRequest{Instance: inst, Events: ch.evs})
 		if rerr != nil {
@@ -378,6 +375,16 @@ func (c *Client) Write(ctx context.Context, inst uint64, events []*plugins.Event
 		}
 	}
 	return be.Err()
+}
+
+// tooBigErrors starts a Write's BatchError with the events too big to
+// send: they fail permanently.
+func tooBigErrors(tooBig []int) *plugins.BatchError {
+	be := &plugins.BatchError{}
+	for _, i := range tooBig {
+		be.Add(i, plugins.Permanent(fmt.Errorf("event is above the plugin message limit of %d MiB", MaxMessageBytes>>20)))
+	}
+	return be
 }
 
 // addRequestError adds to be the error of one Write request carrying the
@@ -439,10 +446,7 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 		}
 		return DecodeError(resp.Error)
 	}
-	be := &plugins.BatchError{}
-	for _, i := range tooBig {
-		be.Add(i, plugins.Permanent(fmt.Errorf("event is above the plugin message limit of %d MiB", MaxMessageBytes>>20)))
-	}
+	be := tooBigErrors(tooBig)
 	for _, req := range reqs {
 		var idx []int
 		for _, p := range req {
