@@ -115,6 +115,7 @@ func (p *parsePipe) parse(b *rawBatch) {
 	}
 	b.data = nil
 	b.events = make([]*plugins.Event, 0, len(b.lines))
+	slab := make([]plugins.Event, len(b.lines)) // one allocation for the batch's events
 	ds := p.s.cfg.Dataset
 	var dp plugins.DocParser // the batch's documents share its allocations
 	for _, l := range b.lines {
@@ -126,13 +127,15 @@ func (p *parsePipe) parse(b *rawBatch) {
 			continue
 		}
 		p.s.ok.Inc()
-		b.events = append(b.events, &plugins.Event{Fields: item, Meta: plugins.Meta{
+		ev := &slab[len(b.events)]
+		*ev = plugins.Event{Fields: item, Meta: plugins.Meta{
 			Source:   p.s.set.ID,
 			Dataset:  ds,
 			ID:       ItemID(ds, item),
 			Time:     itemTime(ds, item),
 			Received: b.recvAt,
-		}})
+		}}
+		b.events = append(b.events, ev)
 	}
 	b.lines = nil
 }
