@@ -32,19 +32,17 @@ type lineRef struct {
 // were read: reading a file is cheap, parsing JSON is not, and one
 // goroutine parsing would bound a replay to a single core.
 type parsePipe struct {
-	s      *source
-	emit   plugins.Emit
-	cancel context.CancelFunc
-	work   chan *rawBatch
-	order  chan *rawBatch
-	wg     sync.WaitGroup
-	done   chan struct{}
-	err    error // the first emit error; read after done is closed
+	s     *source
+	work  chan *rawBatch
+	order chan *rawBatch
+	wg    sync.WaitGroup
+	done  chan struct{}
+	err   error // the first emit error; read after done is closed
 }
 
 func newParsePipe(ctx context.Context, cancel context.CancelFunc, s *source, emit plugins.Emit) *parsePipe {
 	workers := runtime.GOMAXPROCS(0)
-	p := &parsePipe{s: s, emit: emit, cancel: cancel,
+	p := &parsePipe{s: s,
 		work: make(chan *rawBatch), order: make(chan *rawBatch, workers), done: make(chan struct{})}
 	for range workers {
 		p.wg.Add(1)
