@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
@@ -114,24 +113,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
-func TestReadmeMatchesSample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := bytes.Index(readme, []byte("```yaml\n"))
-	if start < 0 {
-		t.Fatal("README.md has no ```yaml block")
-	}
-	rest := readme[start+len("```yaml\n"):]
-	end := bytes.Index(rest, []byte("```"))
-	if end < 0 {
-		t.Fatal("README.md's yaml block is not closed")
-	}
-	if got := string(rest[:end]); got != string(sample) {
-		t.Fatalf("README.md's configuration example drifted from sample.yaml:\n--- README\n%s--- sample.yaml\n%s", got, sample)
-	}
-}
+func TestReadmeMatchesSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }
 
 func TestIndexPattern(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)

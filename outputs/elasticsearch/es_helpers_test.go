@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/auditforwarder/forwarder/cmd/forwarder/forwardertest"
 )
 
 // The integration tests talk to a real Elasticsearch 8 at
@@ -197,41 +197,9 @@ func fieldType(t testing.TB, target, field string) string {
 	return ""
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+func TestMain(m *testing.M) { forwardertest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// forwarderBinary builds cmd/forwarder once per test run.
-func forwarderBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "es-output-test-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "forwarder")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/auditforwarder/forwarder/cmd/forwarder")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build ./cmd/forwarder: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func forwarderBinary(t testing.TB) string { return forwardertest.Binary(t) }
 
 // pipeline writes a pipeline.yaml into dir and returns its path.
 func pipeline(t testing.TB, dir, yaml string) string {

@@ -1,15 +1,14 @@
 package kafka
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 func validConfig() *Config {
@@ -142,24 +141,7 @@ func TestSampleIsValid(t *testing.T) {
 	}
 }
 
-func TestReadmeShowsSample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := bytes.Index(readme, []byte("```yaml\n"))
-	if start < 0 {
-		t.Fatal("README.md has no ```yaml block")
-	}
-	rest := readme[start+len("```yaml\n"):]
-	end := bytes.Index(rest, []byte("```"))
-	if end < 0 {
-		t.Fatal("README.md's yaml block is not closed")
-	}
-	if got := string(rest[:end]); got != string(sample) {
-		t.Fatalf("README.md's configuration example drifted from sample.yaml:\n--- README\n%s--- sample.yaml\n%s", got, sample)
-	}
-}
+func TestReadmeShowsSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }
 
 func TestFactory(t *testing.T) {
 	f := NewFactory()

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/auditforwarder/forwarder/cmd/forwarder/forwardertest"
 	"github.com/auditforwarder/forwarder/plugins"
 	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
 )
@@ -108,20 +108,7 @@ func waitTopic(t testing.TB, brokers []string, topic string, partitions int) {
 
 // ---- the forwarder binary ----
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { forwardertest.Main(m) }
 
 func repoRoot(t testing.TB) string {
 	t.Helper()
@@ -141,26 +128,7 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-// forwarderBinary builds cmd/forwarder once per test process.
-func forwarderBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "forwarder-kafka-test-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "forwarder")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/forwarder")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/forwarder: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func forwarderBinary(t testing.TB) string { return forwardertest.Binary(t) }
 
 // pipeline writes a pipeline.yaml that sends the generate source to Kafka.
 func pipeline(t testing.TB, apiAddr string, generate, output string) string {

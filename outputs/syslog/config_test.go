@@ -1,14 +1,13 @@
 package syslog
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 func TestFactory(t *testing.T) {
@@ -85,24 +84,7 @@ func yamlOf(t *testing.T, v any) string {
 	return string(b)
 }
 
-func TestREADMEShowsSample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := bytes.Index(readme, []byte("```yaml\n"))
-	if start < 0 {
-		t.Fatal("README.md has no ```yaml block")
-	}
-	rest := readme[start+len("```yaml\n"):]
-	end := bytes.Index(rest, []byte("```"))
-	if end < 0 {
-		t.Fatal("README.md yaml block is not closed")
-	}
-	if got := string(rest[:end]); got != string(sample) {
-		t.Errorf("README.md's first yaml block differs from sample.yaml; copy sample.yaml into it")
-	}
-}
+func TestREADMEShowsSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }
 
 func TestValidate(t *testing.T) {
 	cases := []struct {

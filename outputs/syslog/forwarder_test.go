@@ -11,19 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditforwarder/forwarder/cmd/forwarder/forwardertest"
 	"github.com/auditforwarder/forwarder/plugins"
 )
 
-// buildForwarder compiles cmd/forwarder into a temporary directory.
-func buildForwarder(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "forwarder")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/forwarder")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build forwarder: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildForwarder(t *testing.T) string { return forwardertest.Binary(t) }
+
+func TestMain(m *testing.M) { forwardertest.Main(m) }
 
 // TestForwarderBinaryToRsyslog runs the real binary: the generate source
 // sends 10,000 events of 1 KB through the syslog output over RELP, in

@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -361,20 +361,4 @@ func TestFactoryAndSample(t *testing.T) {
 	}
 }
 
-func TestREADMEShowsSample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := bytes.Cut(readme, []byte("```yaml\n"))
-	if !ok {
-		t.Fatal("README.md has no ```yaml block")
-	}
-	block, _, ok := bytes.Cut(after, []byte("```"))
-	if !ok {
-		t.Fatal("README.md's yaml block is not closed")
-	}
-	if !bytes.Equal(block, sample) {
-		t.Fatalf("README.md's configuration example drifted from sample.yaml:\n--- README\n%s--- sample.yaml\n%s", block, sample)
-	}
-}
+func TestREADMEShowsSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }

@@ -21,44 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditforwarder/forwarder/cmd/forwarder/forwardertest"
 	"github.com/auditforwarder/forwarder/plugins"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binDir  string
-	binErr  error
-)
+func TestMain(m *testing.M) { forwardertest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// forwarderBinary builds cmd/forwarder once per test process (only when an
-// end-to-end test runs, so unit test runs stay fast).
-func forwarderBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "nhncloud-e2e-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "forwarder")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/auditforwarder/forwarder/cmd/forwarder").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func forwarderBinary(t *testing.T) string { return forwardertest.Binary(t) }
 
 type e2e struct {
 	t       *testing.T

@@ -1,15 +1,14 @@
 package ecs
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 func TestFactory(t *testing.T) {
@@ -84,20 +83,4 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}
 }
 
-func TestREADMEShowsSample(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := bytes.Cut(readme, []byte("```yaml\n"))
-	if !ok {
-		t.Fatal("README.md has no ```yaml block")
-	}
-	block, _, ok := bytes.Cut(after, []byte("```"))
-	if !ok {
-		t.Fatal("README.md's yaml block is not closed")
-	}
-	if !bytes.Equal(block, sample) {
-		t.Fatalf("README.md's configuration example drifted from sample.yaml:\n--- README\n%s--- sample.yaml\n%s", block, sample)
-	}
-}
+func TestREADMEShowsSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }
