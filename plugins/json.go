@@ -565,6 +565,7 @@ func AppendJSONString(dst []byte, s string) []byte {
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
 				i++
+				i += plainWords(s, i)
 				for i < len(s) && s[i] < utf8.RuneSelf && safeASCII[s[i]] {
 					i++
 				}

@@ -29,7 +29,7 @@ func newRunCmd() *cobra.Command {
 	var path string
 	var sets []string
 	var once bool
-	var cpuProfile, traceFile string
+	var cpuProfile, memProfile, traceFile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline until SIGINT/SIGTERM (or, with --once, until caught up)",
@@ -61,6 +61,9 @@ func newRunCmd() *cobra.Command {
 				}
 				defer trace.Stop()
 			}
+			if memProfile != "" {
+				defer writeMemProfile(memProfile)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			_, err = runPipeline(ctx, cfg, runOptions{once: once, logOut: cmd.ErrOrStderr()})
@@ -71,6 +74,8 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&once, "once", false, "exit 0 once every source is caught up and every output acknowledged")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
+	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file at exit")
+	_ = cmd.Flags().MarkHidden("memprofile")
 	cmd.Flags().StringVar(&traceFile, "trace", "", "write an execution trace (go tool trace) to this file")
 	_ = cmd.Flags().MarkHidden("trace")
 	return cmd
@@ -249,5 +254,21 @@ func newVersionCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "forwarder %s\n", v)
 		},
+	}
+}
+
+// writeMemProfile writes the allocation profile at exit; a failure only
+// loses the profile, so it is reported on stderr rather than as the run's
+// result.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "--memprofile:", err)
 	}
 }

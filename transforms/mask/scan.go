@@ -69,6 +69,9 @@ type masker struct {
 	sum               []byte
 
 	cache map[string]memo
+	// seen filters memo lookups: most strings with a trigger (times, ids)
+	// were never remembered, and this is cheaper than hashing them.
+	seen [wholeSlots]bool
 
 	// per-call state
 	s          string
@@ -135,7 +138,7 @@ func (m *masker) text(s string) (string, bool) {
 	if i == len(s) {
 		return s, false
 	}
-	if len(s) <= maxWhole {
+	if len(s) <= maxWhole && m.seen[wholeKey(s)] {
 		// A value that is one address (source.ip, user.email) is most
 		// often one seen before: answer it from the memo.
 		if mm, ok := m.cache[s]; ok {
@@ -193,6 +196,16 @@ var (
 
 // maxWhole is the longest string looked up whole in the memo.
 const maxWhole = 80
+
+// wholeSlots is the size of the memo's filter, keyed by wholeKey.
+const wholeSlots = 1 << 12
+
+// wholeKey is a cheap digest of a non-empty string for the memo filter:
+// its length and its first, middle and last bytes.
+func wholeKey(s string) int {
+	n := len(s)
+	return (n*131 + int(s[0])*31 + int(s[n/2])*7 + int(s[n-1])) & (wholeSlots - 1)
+}
 
 // firstTrigger returns the index of the first byte that may start an
 // address, or len(s).
@@ -297,7 +310,9 @@ func (m *masker) scan(i int) {
 		default: // digit or ':'
 			// Most digit runs (dates, counters, ids) hold neither three
 			// dots nor two colons: skip them without further analysis.
-			j, dots, colons := i, 0, 0
+			// Times ("09:26:53.589") have colons but neither "::" nor the
+			// six colons that ipRun needs for an IPv6 reading.
+			j, dots, colons, dbl, prev := i, 0, 0, false, -1
 			for j < len(s) {
 				switch c := s[j]; {
 				case class[c]&cHexDigit != 0:
@@ -305,15 +320,20 @@ func (m *masker) scan(i int) {
 					dots++
 				case c == ':':
 					colons++
+					dbl = dbl || prev == j
+					prev = j + 1
 				case c == '%' && isEncColon(s, j):
 					colons++
+					dbl = dbl || prev == j
+					j += 2
+					prev = j + 1
 				default:
 					goto runEnd
 				}
 				j++
 			}
 		runEnd:
-			if dots < 3 && colons < 2 {
+			if dots < 3 && colons < 6 && !dbl {
 				i = j
 				continue
 			}
@@ -513,6 +533,10 @@ const (
 func (m *masker) remember(k, v string, kind uint8) memo {
 	if len(m.cache) >= maxCache {
 		clear(m.cache)
+		clear(m.seen[:])
+	}
+	if k != "" {
+		m.seen[wholeKey(k)] = true
 	}
 	mm := memo{s: v, v: v, kind: kind}
 	m.cache[strings.Clone(k)] = mm

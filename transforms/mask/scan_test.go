@@ -38,6 +38,13 @@ func TestTextForms(t *testing.T) {
 		{"ipv4 after \\u escape", def, `\u00e9203.0.113.77`, `\u00e9203.0.113.0`},
 		// IPv6
 		{"ipv6", def, "2001:db8:85a3::8a2e:370:7334", "2001:db8:85a3::"},
+		// The run pre-check in scan: times are skipped, but a run with
+		// "::" (literal or encoded) or six colons is still analysed.
+		{"time is no address", def, "2026-03-14T09:26:53.589Z", "2026-03-14T09:26:53.589Z"},
+		{"ipv6 full form", def, "a 2001:db8:1:2:3:4:5:6 b", "a 2001:db8:1:: b"},
+		{"ipv6 double colon first", def, "x=::ffff:1", "x=::"},
+		{"ipv6 encoded double colon", def, "ip=2001%3Adb8%3A%3A1", "ip=2001%3Adb8%3A%3A"},
+		{"ipv6 colon then encoded colon", def, "ip=2001:db8:%3A1", "ip=2001%3Adb8%3A%3A"},
 		{"ipv6 full upper", def, "2001:0DB8:85A3:0000:0000:8A2E:0370:7334", "2001:db8:85a3::"},
 		{"ipv6 bracket port", def, "https://[2001:db8:1:2::1]:8443/x", "https://[2001:db8:1::]:8443/x"},
 		{"ipv6 compressed", def, "fe80::1 and 2001:db8::42", "fe80:: and 2001:db8::"},
