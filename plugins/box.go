@@ -34,7 +34,7 @@ func (p *parser) chunk(n int) int {
 
 func (p *parser) boxString(s string) any {
 	if len(p.strs) == cap(p.strs) {
-		p.strs = make([]string, 0, p.chunk(boxChunk))
+		p.strs = nextChunk(p.rc.strsOf(), p.strs, p.chunk(boxChunk))
 	}
 	p.strs = append(p.strs, s)
 	var v any
@@ -46,7 +46,7 @@ func (p *parser) boxString(s string) any {
 
 func (p *parser) boxNumber(n Number) any {
 	if len(p.nums) == cap(p.nums) {
-		p.nums = make([]Number, 0, p.chunk(boxChunk/2))
+		p.nums = nextChunk(p.rc.numsOf(), p.nums, p.chunk(boxChunk/2))
 	}
 	p.nums = append(p.nums, n)
 	var v any
@@ -54,4 +54,81 @@ func (p *parser) boxNumber(n Number) any {
 	e.typ = numberTypePtr
 	e.data = unsafe.Pointer(&p.nums[len(p.nums)-1])
 	return v
+}
+
+// recycler keeps a DocParser's chunks for reuse (DocParser.Reuse).
+type recycler struct {
+	objs chunks[Object]
+	slab chunks[field]
+	strs chunks[string]
+	nums chunks[Number]
+}
+
+// The accessors return nil for a parser without a recycler.
+
+func (r *recycler) objsOf() *chunks[Object] {
+	if r == nil {
+		return nil
+	}
+	return &r.objs
+}
+
+func (r *recycler) slabOf() *chunks[field] {
+	if r == nil {
+		return nil
+	}
+	return &r.slab
+}
+
+func (r *recycler) strsOf() *chunks[string] {
+	if r == nil {
+		return nil
+	}
+	return &r.strs
+}
+
+func (r *recycler) numsOf() *chunks[Number] {
+	if r == nil {
+		return nil
+	}
+	return &r.nums
+}
+
+// chunks holds the chunks of one kind handed out since the last reuse, and
+// the free ones.
+type chunks[T any] struct {
+	used, free [][]T
+}
+
+// nextChunk returns an empty chunk with room for n values to replace cur,
+// which is full: a free one when c has one that large, else a new one.
+func nextChunk[T any](c *chunks[T], cur []T, n int) []T {
+	if c == nil {
+		return make([]T, 0, n)
+	}
+	if cap(cur) > 0 {
+		c.used = append(c.used, cur)
+	}
+	for len(c.free) > 0 {
+		k := c.free[len(c.free)-1]
+		c.free = c.free[:len(c.free)-1]
+		if cap(k) >= n {
+			return k
+		}
+		// Too small for this request: dropped, so the list stays short.
+	}
+	return make([]T, 0, n)
+}
+
+// reuse clears every chunk handed out, cur included, and frees them.
+func (c *chunks[T]) reuse(cur []T) {
+	if cap(cur) > 0 {
+		c.used = append(c.used, cur)
+	}
+	for _, k := range c.used {
+		clear(k[:cap(k)])
+		c.free = append(c.free, k[:0])
+	}
+	clear(c.used)
+	c.used = c.used[:0]
 }

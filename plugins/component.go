@@ -67,6 +67,12 @@ type Source interface {
 // count as delivered. An error from Process is treated as permanent for the
 // whole batch: its events go to the dead-letter file. Process is never
 // called concurrently on one instance.
+//
+// Neither a transform nor an output keeps an event, its document or any of
+// its strings once Process or Write has returned: a source may reuse that
+// memory when the batch is delivered (Batch.Release). What a component
+// caches across batches is a copy (strings.Clone). External plugins work
+// on copies and need not care.
 type Transform interface {
 	Component
 	Process(ctx context.Context, events []*Event) ([]*Event, error)

@@ -48,4 +48,11 @@ type Checkpoint []byte
 type Batch struct {
 	Events     []*Event
 	Checkpoint Checkpoint
+	// Release, when set, is called once the pipeline is done with the
+	// batch: every output it reached has accepted or dead-lettered its
+	// events, or a transform dropped them. The source may then reuse the
+	// memory the events point into, which spares the garbage collector the
+	// busiest allocations of a fast source. A batch still in flight at
+	// shutdown is never released (the garbage collector reclaims it).
+	Release func()
 }

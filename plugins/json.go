@@ -57,17 +57,38 @@ func parseValue(data string) (any, error) {
 // cost a few large allocations rather than several small ones each. Like
 // ParseObjectString, the documents' strings share memory with the input.
 // A DocParser is not safe for concurrent use; the zero value is ready.
-type DocParser struct{ p parser }
+//
+// A DocParser can also recycle that memory: Reuse hands it to the next
+// documents. It keeps every chunk it allocated until then, so a DocParser
+// kept for long must be Reused (or dropped) now and then.
+type DocParser struct {
+	p  parser
+	rc recycler
+}
 
 // ParseObject parses one JSON object from s (see ParseObjectString).
 func (d *DocParser) ParseObject(s string) (*Object, error) {
 	d.p.shared = true
+	d.p.rc = &d.rc
 	v, err := d.p.parse(s)
 	// Only the chunks are kept: a failed document's members are dropped.
 	clear(d.p.stack)
 	clear(d.p.elems)
 	d.p.stack, d.p.elems = d.p.stack[:0], d.p.elems[:0]
 	return asObject(v, err)
+}
+
+// Reuse makes the memory of every document parsed so far available to
+// the documents parsed next, which then cost no allocations until they
+// need more than the earlier ones did. Call it only once nothing reads
+// those documents any more: their objects and boxed values are cleared and
+// overwritten. (Their strings point into the input, which is the caller's.)
+func (d *DocParser) Reuse() {
+	d.rc.objs.reuse(d.p.objs)
+	d.rc.slab.reuse(d.p.slab)
+	d.rc.strs.reuse(d.p.strs)
+	d.rc.nums.reuse(d.p.nums)
+	d.p.objs, d.p.slab, d.p.strs, d.p.nums = nil, nil, nil, nil
 }
 
 // parse parses data as one JSON value.
@@ -103,6 +124,8 @@ type parser struct {
 	// shared marks a DocParser's parser: bigger chunks, kept across
 	// documents.
 	shared bool
+	// rc, for a DocParser, recycles its chunks (see Reuse).
+	rc *recycler
 }
 
 // parserPool keeps the parsers' scratch stacks between documents.
@@ -123,7 +146,7 @@ func (p *parser) release() {
 // its own members rather than overwrite a neighbour's.
 func (p *parser) finishObject(base int) *Object {
 	if len(p.objs) == cap(p.objs) {
-		p.objs = make([]Object, 0, p.chunk(8))
+		p.objs = nextChunk(p.rc.objsOf(), p.objs, p.chunk(8))
 	}
 	p.objs = append(p.objs, Object{})
 	o := &p.objs[len(p.objs)-1]
@@ -132,7 +155,7 @@ func (p *parser) finishObject(base int) *Object {
 		return o
 	}
 	if cap(p.slab)-len(p.slab) < n {
-		p.slab = make([]field, 0, max(p.chunk(32), n))
+		p.slab = nextChunk(p.rc.slabOf(), p.slab, max(p.chunk(32), n))
 	}
 	start := len(p.slab)
 	p.slab = append(p.slab, p.stack[base:]...)
@@ -548,8 +571,10 @@ func AppendJSONValue(dst []byte, v any) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// safeASCII marks bytes that need no escaping inside a JSON string.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
+// safeASCII marks bytes that need no escaping inside a JSON string: ASCII
+// from 0x20 but the quote and the backslash (non-ASCII bytes are false and
+// take the UTF-8 path).
+var safeASCII = func() (t [256]bool) {
 	for i := 0x20; i < utf8.RuneSelf; i++ {
 		t[i] = i != '"' && i != '\\'
 	}
@@ -558,15 +583,25 @@ var safeASCII = func() (t [utf8.RuneSelf]bool) {
 
 // AppendJSONString appends s as a JSON string literal.
 func AppendJSONString(dst []byte, s string) []byte {
+	// Most strings (keys, ids, names) need no escaping: find that out
+	// first and copy them whole.
+	i := plainWords(s, 0)
+	for i < len(s) && safeASCII[s[i]] {
+		i++
+	}
 	dst = append(dst, '"')
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safeASCII[c] {
 				i++
 				i += plainWords(s, i)
-				for i < len(s) && s[i] < utf8.RuneSelf && safeASCII[s[i]] {
+				for i < len(s) && safeASCII[s[i]] {
 					i++
 				}
 				continue

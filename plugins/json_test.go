@@ -140,6 +140,7 @@ func FuzzParseObject(f *testing.F) {
 				t.Fatalf("DocParser: %v, %q, want %q", err, d.AppendJSON(nil), out)
 			}
 			_, _ = dp.ParseObject(`{"x":[1,{"y":"z"}],`) // a failed one in between
+			dp.Reuse()                                   // and its memory recycled
 		}
 		var back map[string]any
 		if err := json.Unmarshal(out, &back); err != nil {
@@ -248,4 +249,42 @@ func FuzzPlainWords(f *testing.F) {
 			t.Fatalf("plainWords(%q) = %d, first special byte at %d", s, n, first)
 		}
 	})
+}
+
+// TestDocParserReuse: after Reuse, documents of the same shape parse into
+// the recycled chunks without allocating, and read correctly.
+func TestDocParserReuse(t *testing.T) {
+	docs := make([]string, 50)
+	for i := range docs {
+		docs[i] = fmt.Sprintf(`{"id":"e%d","n":%d,"user":{"name":"u%d","tags":["a","b"]},"ok":true}`, i, i, i)
+	}
+	var dp DocParser
+	parseAll := func() []*Object {
+		out := make([]*Object, len(docs))
+		for i, d := range docs {
+			o, err := dp.ParseObject(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = o
+		}
+		return out
+	}
+	parseAll()
+	dp.Reuse()
+	got := parseAll()
+	for i, o := range got {
+		if s := string(o.AppendJSON(nil)); s != docs[i] {
+			t.Fatalf("doc %d after Reuse: %s, want %s", i, s, docs[i])
+		}
+	}
+	// Only the arrays (one per document: its elements and its boxed
+	// header, not chunked) and the result slice may allocate.
+	allocs := testing.AllocsPerRun(5, func() {
+		dp.Reuse()
+		parseAll()
+	})
+	if max := float64(2*len(docs) + 1); allocs > max {
+		t.Errorf("%.0f allocations per round after Reuse, want at most %.0f", allocs, max)
+	}
 }

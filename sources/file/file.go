@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,12 @@ type source struct {
 	invalid prometheus.Counter
 	tooLong prometheus.Counter
 	files   prometheus.Counter
+
+	// mem recycles the memory of delivered batches (see batchMem).
+	mem sync.Pool
+	// poison makes a released batch's bytes unreadable garbage, so tests
+	// catch any component still reading an event after delivery.
+	poison bool
 }
 
 var _ plugins.Source = (*source)(nil)
@@ -335,8 +342,8 @@ func (r *reader) readLine() (line []byte, n int, complete bool, err error) {
 // add copies one line into the batch.
 func (r *reader) add(path string, offset int64, line []byte) {
 	if r.batch == nil {
-		r.batch = &rawBatch{recvAt: r.recvAt,
-			data: make([]byte, 0, min(r.s.cfg.BatchSize*1024, 4<<20)), lines: make([]lineRef, 0, r.s.cfg.BatchSize)}
+		m := r.s.getMem()
+		r.batch = &rawBatch{recvAt: r.recvAt, mem: m, data: m.data[:0], lines: m.lines[:0]}
 	}
 	b := r.batch
 	start := len(b.data)

@@ -362,3 +362,58 @@ func TestFactoryAndSample(t *testing.T) {
 }
 
 func TestREADMEShowsSample(t *testing.T) { plugintest.READMEShowsSample(t, sample) }
+
+// TestReleasedBatchMemoryIsReused: a batch's memory comes back only
+// through Release. Batches released at once are reused (and poisoned in
+// between, so reading a released batch would show); one never released
+// stays intact to the end.
+func TestReleasedBatchMemoryIsReused(t *testing.T) {
+	dir := t.TempDir()
+	var content strings.Builder
+	want := map[string]string{} // historyId → the line as JSON
+	for i := 0; i < 200; i++ {
+		line := ncpLine(i)
+		content.WriteString(line + "\n")
+		want[fmt.Sprintf("h%03d", i)] = line
+	}
+	writeFile(t, filepath.Join(dir, "a.ndjson"), content.String())
+	s := newTestSource(t, cfgFor(dir, DatasetNCP, 10), true)
+	s.poison = true
+
+	check := func(b plugins.Batch) {
+		t.Helper()
+		for _, ev := range b.Events {
+			id, _ := ev.Fields.GetString("historyId")
+			if got := string(ev.AppendJSON(nil)); got != want[id] {
+				t.Fatalf("event %q reads %s, want %s", id, got, want[id])
+			}
+		}
+	}
+	var held plugins.Batch
+	slabs := map[*plugins.Event]bool{}
+	n := 0
+	emit := func(_ context.Context, b plugins.Batch) error {
+		check(b)
+		if b.Release == nil {
+			t.Fatal("batch without Release")
+		}
+		n++
+		slabs[b.Events[0]] = true
+		if n == 1 {
+			held = b
+			return nil
+		}
+		b.Release()
+		return nil
+	}
+	if err := s.Run(context.Background(), nil, emit); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 {
+		t.Fatalf("%d batches, want 20", n)
+	}
+	check(held)
+	if len(slabs) > 10 {
+		t.Errorf("%d distinct batch memories for 20 batches released at once: not reused", len(slabs))
+	}
+}

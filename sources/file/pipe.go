@@ -14,12 +14,60 @@ import (
 // parsed into events by a pipe worker.
 type rawBatch struct {
 	recvAt time.Time
+	mem    *batchMem
 	data   []byte
 	lines  []lineRef
 	cp     plugins.Checkpoint
 
 	events []*plugins.Event
 	done   chan struct{}
+}
+
+// batchMem is the memory of one batch that the source reuses once the
+// pipeline is done with the batch (plugins.Batch.Release): the lines'
+// bytes, which the events' strings point into, the events, and their
+// documents' objects.
+// A replay allocates little else per event, so this spares the garbage
+// collector a large share of its work.
+type batchMem struct {
+	data   []byte
+	lines  []lineRef
+	slab   []plugins.Event
+	events []*plugins.Event
+	docs   plugins.DocParser // the documents' objects and boxed values
+}
+
+// getMem returns a released batch's memory, or new memory for a batch.
+func (s *source) getMem() *batchMem {
+	if m, ok := s.mem.Get().(*batchMem); ok {
+		return m
+	}
+	n := s.cfg.BatchSize
+	return &batchMem{data: make([]byte, 0, min(n*1024, 4<<20)), lines: make([]lineRef, 0, n)}
+}
+
+// release takes back the memory of a batch nothing reads any more. The
+// events are cleared first: a pooled batch must not keep documents alive.
+func (s *source) release(b *rawBatch) {
+	m := b.mem
+	if m == nil {
+		return
+	}
+	b.mem = nil
+	m.docs.Reuse()
+	clear(m.slab)
+	clear(m.events[:cap(m.events)])
+	clear(m.lines[:cap(m.lines)])
+	if s.poison {
+		d := m.data[:cap(m.data)]
+		for i := range d {
+			d[i] = 0xff
+		}
+	}
+	if cap(m.data) > 16<<20 { // an unusual batch: do not pin its buffer
+		return
+	}
+	s.mem.Put(m)
 }
 
 type lineRef struct {
@@ -63,9 +111,12 @@ func newParsePipe(ctx context.Context, cancel context.CancelFunc, s *source, emi
 				return
 			}
 			if p.err != nil || len(b.events) == 0 && b.cp == nil {
+				p.s.release(b)
 				continue
 			}
-			if err := emit(ctx, plugins.Batch{Events: b.events, Checkpoint: b.cp}); err != nil {
+			// On an error the engine may hold the batch or not: its
+			// memory is then left to the garbage collector.
+			if err := emit(ctx, plugins.Batch{Events: b.events, Checkpoint: b.cp, Release: func() { p.s.release(b) }}); err != nil {
 				p.err = err
 				cancel()
 			}
@@ -111,11 +162,17 @@ func (p *parsePipe) parse(b *rawBatch) {
 	if len(b.data) > 0 {
 		data = unsafe.String(&b.data[0], len(b.data))
 	}
+	m := b.mem
+	m.data, m.lines = b.data[:0], b.lines[:0] // keep what append grew
 	b.data = nil
-	b.events = make([]*plugins.Event, 0, len(b.lines))
-	slab := make([]plugins.Event, len(b.lines)) // one allocation for the batch's events
+	if cap(m.slab) < len(b.lines) {
+		m.slab = make([]plugins.Event, len(b.lines)) // one allocation for the batch's events
+		m.events = make([]*plugins.Event, 0, len(b.lines))
+	}
+	slab := m.slab[:len(b.lines)]
+	b.events = m.events[:0]
 	ds := p.s.cfg.Dataset
-	var dp plugins.DocParser // the batch's documents share its allocations
+	dp := &m.docs // the batch's documents share its allocations
 	for _, l := range b.lines {
 		item, err := dp.ParseObject(data[l.start:l.end])
 		if err != nil {
@@ -135,5 +192,6 @@ func (p *parsePipe) parse(b *rawBatch) {
 		}}
 		b.events = append(b.events, ev)
 	}
+	m.events = b.events
 	b.lines = nil
 }

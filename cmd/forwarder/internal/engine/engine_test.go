@@ -29,6 +29,12 @@ type scriptSource struct {
 	emitted       atomic.Int64
 	blockAfter    int // emit this many batches then wait for ctx (0 = never)
 	prefix        string
+	// release sets Batch.Release: it counts the call and poisons the
+	// events, so a consumer still reading them shows up as a data race
+	// (-race) or as a "released" id in an output.
+	release  bool
+	released atomic.Int64
+	twice    atomic.Int64 // batches released more than once
 }
 
 func (s *scriptSource) Start(context.Context) error { return nil }
@@ -52,7 +58,21 @@ func (s *scriptSource) Run(ctx context.Context, from plugins.Checkpoint, emit pl
 			o.SetKey("batch", b)
 			evs[i] = &plugins.Event{Fields: o, Meta: plugins.Meta{ID: id}}
 		}
-		if err := emit(ctx, plugins.Batch{Events: evs, Checkpoint: plugins.Checkpoint(strconv.Itoa(b))}); err != nil {
+		batch := plugins.Batch{Events: evs, Checkpoint: plugins.Checkpoint(strconv.Itoa(b))}
+		if s.release {
+			var once atomic.Bool
+			batch.Release = func() {
+				if once.Swap(true) {
+					s.twice.Add(1)
+				}
+				s.released.Add(1)
+				for _, ev := range evs {
+					ev.Meta.ID = "released"
+					ev.Fields.Set("id", "released")
+				}
+			}
+		}
+		if err := emit(ctx, batch); err != nil {
 			return nil
 		}
 		s.emitted.Add(1)
@@ -301,10 +321,22 @@ type verifyingStore struct {
 	t         testing.TB
 	delivered func(batch int) bool
 	bad       atomic.Int64
+	mu        sync.Mutex
+	last      map[string]int
 }
 
 func (v *verifyingStore) Save(ctx context.Context, key string, cp []byte) error {
 	n, _ := strconv.Atoi(string(cp))
+	v.mu.Lock()
+	if v.last == nil {
+		v.last = map[string]int{}
+	}
+	if prev, ok := v.last[key]; ok && n < prev {
+		v.bad.Add(1)
+		v.t.Errorf("checkpoint of %s stepped back from %d to %d", key, prev, n)
+	}
+	v.last[key] = n
+	v.mu.Unlock()
 	for b := 0; b <= n; b++ {
 		if !v.delivered(b) {
 			v.bad.Add(1)
@@ -313,6 +345,33 @@ func (v *verifyingStore) Save(ctx context.Context, key string, cp []byte) error 
 		}
 	}
 	return v.MemStore.Save(ctx, key, cp)
+}
+
+// TestCheckpointNeverStepsBack: batches acknowledged at once, by many
+// concurrent writes, must not offer their checkpoints out of order.
+func TestCheckpointNeverStepsBack(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		src := &scriptSource{batches: 1000, size: 1}
+		out := newScriptOutput()
+		st := &verifyingStore{MemStore: checkpoint.NewMemStore(), t: t, delivered: func(int) bool { return true }}
+		d := config.DefaultDelivery()
+		d.MaxInFlight = 16
+		cfg := pipeline(t, t.TempDir(),
+			node{name: "src", kind: plugins.KindSource, comp: src},
+			node{name: "out", kind: plugins.KindOutput, comp: out, inputs: []string{"src"}, d: &d},
+		)
+		e, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.DiscardHandler), Store: st, Once: true,
+			CommitInterval: time.Microsecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := savedCheckpoint(t, st, "src"); got != "999" {
+			t.Fatalf("round %d: final checkpoint %q, want 999", round, got)
+		}
+	}
 }
 
 func TestOutOfOrderAcksNeverCommitPastAHole(t *testing.T) {
@@ -441,6 +500,66 @@ func TestDroppedEventsCountAsAcknowledged(t *testing.T) {
 	}
 	if got := savedCheckpoint(t, st, "src"); got != "9" {
 		t.Fatalf("checkpoint %q", got)
+	}
+}
+
+// TestReleaseFollowsEveryConsumer: a batch is released once, and only
+// after every consumer is done with it: slow, failing and retried outputs,
+// a dead-letter file, a transform that drops events, a raw copy.
+func TestReleaseFollowsEveryConsumer(t *testing.T) {
+	src := &scriptSource{batches: 40, size: 20, release: true}
+	slow := newScriptOutput()
+	slow.maxDelay = 3 * time.Millisecond
+	flaky := newScriptOutput()
+	flaky.failN = 5
+	partial := newScriptOutput()
+	partial.fn = func(_ int, evs []*plugins.Event) error {
+		var be plugins.BatchError
+		for i, ev := range evs {
+			if strings.HasSuffix(ev.Meta.ID, "-e3") {
+				be.Add(i, plugins.Permanent(errors.New("rejected")))
+			}
+		}
+		return be.Err()
+	}
+	raw := newScriptOutput()
+	dir := t.TempDir()
+	cfg := pipeline(t, dir,
+		node{name: "src", kind: plugins.KindSource, comp: src},
+		node{name: "tr", kind: plugins.KindTransform, inputs: []string{"src"}, comp: &touchTransform{drop: func(ev *plugins.Event) bool {
+			b, _ := ev.Fields.Get("batch")
+			return b.(int)%4 == 0 // some batches dropped whole
+		}}},
+		node{name: "slow", kind: plugins.KindOutput, comp: slow, inputs: []string{"tr"}},
+		node{name: "flaky", kind: plugins.KindOutput, comp: flaky, inputs: []string{"tr"}},
+		node{name: "partial", kind: plugins.KindOutput, comp: partial, inputs: []string{"tr"}},
+		node{name: "raw", kind: plugins.KindOutput, comp: raw, inputs: []string{"src"}},
+	)
+	if err := runOnce(t, cfg, checkpoint.NewMemStore()); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.released.Load(); n != 40 {
+		t.Errorf("%d releases, want one per batch (40)", n)
+	}
+	if n := src.twice.Load(); n != 0 {
+		t.Errorf("%d batches released twice", n)
+	}
+	for name, tc := range map[string]struct {
+		o    *scriptOutput
+		want int
+	}{"slow": {slow, 600}, "flaky": {flaky, 600}, "partial": {partial, 570}, "raw": {raw, 800}} {
+		d, total := tc.o.count()
+		if d != tc.want || total != tc.want {
+			t.Errorf("%s: %d distinct / %d total, want %d", name, d, total, tc.want)
+		}
+		tc.o.mu.Lock()
+		if tc.o.got["released"] > 0 {
+			t.Errorf("%s wrote %d events after their batch was released", name, tc.o.got["released"])
+		}
+		tc.o.mu.Unlock()
+	}
+	if n := len(readDeadLetters(t, filepath.Join(dir, "dead_letter", "partial.ndjson"))); n != 30 {
+		t.Errorf("dead letters: %d, want 30", n)
 	}
 }
 

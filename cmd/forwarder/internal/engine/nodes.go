@@ -29,6 +29,10 @@ type sourceNode struct {
 	inflight atomic.Int64
 	tracker  *checkpoint.Tracker
 	failing  atomic.Bool
+	// ackMu orders acknowledgements: two batches acknowledged at once
+	// would otherwise offer their checkpoints in either order, and the
+	// older could overwrite the newer (a step back, re-read after restart).
+	ackMu sync.Mutex
 
 	commit     chan struct{}
 	mu         sync.Mutex
@@ -97,11 +101,17 @@ func (n *sourceNode) emit(ctx context.Context, b plugins.Batch) error {
 			if n.eos != nil {
 				n.stashRecords(tr, seq, g.takeRecords())
 			}
+			n.ackMu.Lock()
 			if cp, ok := tr.Ack(seq); ok {
 				n.offerFrom(tr, cp)
 			}
+			n.ackMu.Unlock()
 		}
 		n.inflight.Add(-1)
+		if b.Release != nil {
+			// Every target is done with the events: nothing reads them now.
+			b.Release()
+		}
 		n.events.Release(weight)
 		<-n.slots
 	}
