@@ -32,6 +32,16 @@
 // same source is persisted too. Outputs report failures with plain errors
 // (retried), Permanent errors (dead-lettered) or a *BatchError (per event).
 //
+// # Memory
+//
+// Events live as long as their batch: once every consumer is done with it
+// the engine calls Batch.Release, and the source may reuse the memory of
+// the events (the file source does, which spares the garbage collector most
+// of a replay's allocations). So an in-process transform or output never
+// keeps an event, its document or one of its strings after Process or
+// Write returns; what it caches is a copy (strings.Clone). External plugins
+// always work on copies.
+//
 // # Configuration
 //
 // Config structs use `koanf:"snake_case"` tags, hold Secret for credentials
