@@ -30,3 +30,48 @@ func AllocObjects(dst []*Object, sizes []int) {
 func (o *Object) Append(key string, v any) {
 	o.fields = append(o.fields, field{key: key, val: v})
 }
+
+// ObjectArena allocates the objects of documents that live and die
+// together (one batch's) from shared chunks, and recycles the chunks on
+// Reset. A transform that builds a new document per event uses one per
+// batch and resets it when the batch is released (see OnRelease): the
+// documents then cost the garbage collector nothing. Not safe for
+// concurrent use; the zero value is ready.
+type ObjectArena struct {
+	objs   chunks[Object]
+	fields chunks[field]
+	o      []Object
+	f      []field
+}
+
+// Alloc is AllocObjects from the arena: it fills dst with new empty
+// objects, object i having room for sizes[i] keys (capped, as there).
+func (a *ObjectArena) Alloc(dst []*Object, sizes []int) {
+	total := 0
+	for _, n := range sizes[:len(dst)] {
+		total += n
+	}
+	if cap(a.o)-len(a.o) < len(dst) {
+		a.o = nextChunk(&a.objs, a.o, max(256, len(dst)))
+	}
+	if cap(a.f)-len(a.f) < total {
+		a.f = nextChunk(&a.fields, a.f, max(4096, total))
+	}
+	base := len(a.o)
+	a.o = a.o[:base+len(dst)]
+	for i := range dst {
+		n := sizes[i]
+		off := len(a.f)
+		a.o[base+i].fields = a.f[off : off : off+n]
+		a.f = a.f[:off+n]
+		dst[i] = &a.o[base+i]
+	}
+}
+
+// Reset clears every object allocated since the last Reset and makes the
+// memory reusable. Call it only once nothing reads those objects.
+func (a *ObjectArena) Reset() {
+	a.objs.reuse(a.o)
+	a.fields.reuse(a.f)
+	a.o, a.f = nil, nil
+}

@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
@@ -57,5 +58,62 @@ func TestAppend(t *testing.T) {
 	}
 	if v, ok := o.GetKey("b"); !ok || v != Number("2") {
 		t.Fatalf("GetKey(b) = %v, %v", v, ok)
+	}
+}
+
+func TestObjectArena(t *testing.T) {
+	var a ObjectArena
+	fill := func() []*Object {
+		objs := make([]*Object, 3)
+		a.Alloc(objs, []int{1, 2, 1})
+		objs[0].Append("a", "1")
+		objs[1].Append("b", "2")
+		objs[1].Append("c", "3")
+		objs[2].Append("d", "4")
+		objs[0].SetKey("x", "grown") // past its size: must not touch objs[1]
+		return objs
+	}
+	check := func(objs []*Object) {
+		t.Helper()
+		for i, want := range []string{`{"a":"1","x":"grown"}`, `{"b":"2","c":"3"}`, `{"d":"4"}`} {
+			if got := string(objs[i].AppendJSON(nil)); got != want {
+				t.Errorf("object %d = %s, want %s", i, got, want)
+			}
+		}
+	}
+	first := fill()
+	second := fill()
+	check(first)
+	check(second)
+	a.Reset()
+	if first[1].Len() != 0 {
+		t.Errorf("Reset left %d members in a recycled object", first[1].Len())
+	}
+	check(fill())
+	// Once warm, the arena allocates only what outgrows it (objs[0]).
+	allocs := testing.AllocsPerRun(10, func() {
+		a.Reset()
+		for range 100 {
+			fill()
+		}
+	})
+	if allocs > 201 { // per fill: dst, and objs[0]'s growth
+		t.Errorf("%.0f allocations per 100 documents after Reset", allocs)
+	}
+}
+
+func TestOnRelease(t *testing.T) {
+	if OnRelease(context.Background(), func() {}) {
+		t.Fatal("OnRelease without a batch reported true")
+	}
+	var got []func()
+	ctx := WithRelease(context.Background(), func(fn func()) { got = append(got, fn) })
+	n := 0
+	if !OnRelease(ctx, func() { n++ }) || len(got) != 1 {
+		t.Fatal("OnRelease did not register")
+	}
+	got[0]()
+	if n != 1 {
+		t.Fatal("registered function not the one given")
 	}
 }

@@ -14,6 +14,7 @@ import (
 // string from the API item into the document allocates nothing. One ecsDoc
 // is reused for every event of a transform instance. A nil value is absent.
 type ecsDoc struct {
+	arena                                                  *plugins.ObjectArena // the batch's, when the pipeline recycles it
 	timestamp, created, original                           any
 	eventID, action, code, provider, outcome               any
 	cls                                                    *classification
@@ -43,7 +44,7 @@ type ecsDoc struct {
 func (d *ecsDoc) reset(n int) {
 	relIP, relUser := d.relIP[:0], d.relUser[:0]
 	skip, subSkip := flags(d.skip, n), d.subSkip
-	*d = ecsDoc{relIP: relIP, relUser: relUser, skip: skip, subSkip: subSkip, subIdx: -1}
+	*d = ecsDoc{relIP: relIP, relUser: relUser, skip: skip, subSkip: subSkip, subIdx: -1, arena: d.arena}
 }
 
 // flags returns a cleared flag slice of length n, reusing b.
@@ -188,7 +189,11 @@ func (d *ecsDoc) build(ds *datasetInfo) *plugins.Object {
 	sizes[oRoot] = 5 + b2i(sizes[oOrg] > 0) + b2i(sizes[oSource] > 0) + b2i(sizes[oUser] > 0) +
 		b2i(sizes[oUA] > 0) + b2i(sizes[oError] > 0) + sizes[oVendor]
 	var objs [nSlots]*plugins.Object
-	plugins.AllocObjects(objs[:], sizes[:])
+	if d.arena != nil {
+		d.arena.Alloc(objs[:], sizes[:])
+	} else {
+		plugins.AllocObjects(objs[:], sizes[:])
+	}
 
 	// The vendor namespace first: copying it also collects the addresses
 	// it mentions for related.*.

@@ -18,6 +18,7 @@ package ecs
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,7 @@ type transform struct {
 	m     *metrics
 
 	doc        ecsDoc
+	arenas     *sync.Pool // of *plugins.ObjectArena, shared by the forks
 	buf        []byte
 	nhnActions map[string]*nhnAction
 	interned   map[string]any
@@ -71,14 +73,14 @@ func newTransform(set plugins.Settings, cfg *Config) (*transform, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &transform{cfg: cfg, set: set, rules: rules, m: m,
+	return &transform{cfg: cfg, set: set, rules: rules, m: m, arenas: new(sync.Pool),
 		nhnActions: map[string]*nhnAction{}, interned: map[string]any{}, responses: map[string]*plugins.Object{}}, nil
 }
 
 // Fork implements plugins.ParallelTransform: a mapper with scratch
 // buffers and caches of its own, sharing the rules and metrics.
 func (t *transform) Fork() plugins.ProcessFunc {
-	f := &transform{cfg: t.cfg, set: t.set, rules: t.rules.fork(), m: t.m,
+	f := &transform{cfg: t.cfg, set: t.set, rules: t.rules.fork(), m: t.m, arenas: t.arenas,
 		nhnActions: map[string]*nhnAction{}, interned: map[string]any{}, responses: map[string]*plugins.Object{}}
 	return f.Process
 }
@@ -88,7 +90,20 @@ func (t *transform) Close(context.Context) error { return nil }
 
 // Process maps every event of a known dataset in place (its Fields are
 // replaced by the ECS document) and passes the others through.
-func (t *transform) Process(_ context.Context, events []*plugins.Event) ([]*plugins.Event, error) {
+func (t *transform) Process(ctx context.Context, events []*plugins.Event) ([]*plugins.Event, error) {
+	// The documents of a batch come from one arena, recycled when the
+	// pipeline is done with the batch; outside a pipeline they are plain
+	// allocations.
+	a, _ := t.arenas.Get().(*plugins.ObjectArena)
+	if a == nil {
+		a = new(plugins.ObjectArena)
+	}
+	if plugins.OnRelease(ctx, func() { a.Reset(); t.arenas.Put(a) }) {
+		t.doc.arena = a
+	} else {
+		t.arenas.Put(a)
+	}
+	defer func() { t.doc.arena = nil }()
 	var counts [4]int // ncp, nhn, other, already ECS
 	for _, ev := range events {
 		switch t.mapEvent(ev) {

@@ -285,3 +285,69 @@ func TestCachedResponsesAreNotShared(t *testing.T) {
 		t.Fatalf("outcome %q", o)
 	}
 }
+
+// TestArenaDocumentsMatch: in a pipeline a batch's documents come from an
+// arena recycled when the batch is released. They must read exactly as
+// plain ones, stay intact while their batch is not released, even as later
+// batches are mapped, and be recycled after.
+func TestArenaDocumentsMatch(t *testing.T) {
+	var inputs []*plugins.Event
+	for _, ds := range []string{DatasetNCP, DatasetNHN} {
+		dirs, err := filepath.Glob(filepath.Join(goldenRoot, ds, "*", "input.json"))
+		if err != nil || len(dirs) == 0 {
+			t.Fatalf("no golden inputs for %s: %v", ds, err)
+		}
+		for _, f := range dirs {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, &plugins.Event{Fields: parse(t, string(raw)), Meta: plugins.Meta{Dataset: ds, Received: goldenReceived}})
+		}
+	}
+	batch := func() []*plugins.Event {
+		out := make([]*plugins.Event, len(inputs))
+		for i, ev := range inputs {
+			out[i] = ev.Clone()
+		}
+		return out
+	}
+	tr, _ := newTestTransform(t, nil)
+	plain := batch()
+	if _, err := tr.Process(context.Background(), plain); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, len(plain))
+	for i, ev := range plain {
+		want[i] = string(ev.Fields.AppendJSON(nil))
+	}
+	check := func(name string, evs []*plugins.Event) {
+		t.Helper()
+		for i, ev := range evs {
+			if got := string(ev.Fields.AppendJSON(nil)); got != want[i] {
+				t.Fatalf("%s, document %d:\n got %s\nwant %s", name, i, got, want[i])
+			}
+		}
+	}
+	var releases []func()
+	inBatch := func() context.Context {
+		return plugins.WithRelease(context.Background(), func(fn func()) { releases = append(releases, fn) })
+	}
+	a, b := batch(), batch()
+	tr.Process(inBatch(), a)
+	tr.Process(inBatch(), b)
+	if len(releases) != 2 {
+		t.Fatalf("%d releases registered for 2 batches", len(releases))
+	}
+	check("batch a, b mapped after it", a)
+	check("batch b", b)
+	docA, _ := a[0].Fields.GetObject("event")
+	releases[0]() // a is delivered: its arena is recycled
+	if docA.Len() != 0 {
+		t.Fatal("the released batch's objects were not recycled")
+	}
+	c := batch()
+	tr.Process(inBatch(), c)
+	check("batch c, in a's recycled arena", c)
+	check("batch b, after a's release", b)
+}

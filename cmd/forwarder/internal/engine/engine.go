@@ -109,6 +109,29 @@ type ackGroup struct {
 	eosOut  *outputNode
 	recMu   sync.Mutex
 	records []plugins.KafkaRecord
+
+	// releases are what transforms asked to run once the batch is done
+	// (plugins.OnRelease).
+	relMu    sync.Mutex
+	releases []func()
+}
+
+// onRelease registers fn for when the batch is done.
+func (g *ackGroup) onRelease(fn func()) {
+	g.relMu.Lock()
+	g.releases = append(g.releases, fn)
+	g.relMu.Unlock()
+}
+
+// runReleases runs the registered releases, once the batch is done.
+func (g *ackGroup) runReleases() {
+	g.relMu.Lock()
+	rels := g.releases
+	g.releases = nil
+	g.relMu.Unlock()
+	for _, fn := range rels {
+		fn()
+	}
 }
 
 func (g *ackGroup) add(n int) { g.pending.Add(int64(n)) }

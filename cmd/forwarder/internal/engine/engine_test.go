@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,11 +144,26 @@ func (o *scriptOutput) count() (distinct, total int) {
 
 type touchTransform struct {
 	drop func(*plugins.Event) bool
+	// released, when set, counts the batches the engine released after
+	// this transform asked (plugins.OnRelease); the release poisons the
+	// events, as a transform recycling their memory would.
+	released *atomic.Int64
 }
 
 func (t *touchTransform) Start(context.Context) error { return nil }
 func (t *touchTransform) Close(context.Context) error { return nil }
-func (t *touchTransform) Process(_ context.Context, evs []*plugins.Event) ([]*plugins.Event, error) {
+func (t *touchTransform) Process(ctx context.Context, evs []*plugins.Event) ([]*plugins.Event, error) {
+	if t.released != nil {
+		batch := slices.Clone(evs)
+		if !plugins.OnRelease(ctx, func() {
+			t.released.Add(1)
+			for _, ev := range batch {
+				ev.Fields.Set("event.id", "released")
+			}
+		}) {
+			return nil, errors.New("no release scope in Process")
+		}
+	}
 	out := evs[:0]
 	for _, ev := range evs {
 		if t.drop != nil && t.drop(ev) {
@@ -508,8 +524,17 @@ func TestDroppedEventsCountAsAcknowledged(t *testing.T) {
 // a dead-letter file, a transform that drops events, a raw copy.
 func TestReleaseFollowsEveryConsumer(t *testing.T) {
 	src := &scriptSource{batches: 40, size: 20, release: true}
+	var trReleased atomic.Int64
 	slow := newScriptOutput()
 	slow.maxDelay = 3 * time.Millisecond
+	slow.fn = func(_ int, evs []*plugins.Event) error {
+		for _, ev := range evs {
+			if v, _ := ev.Fields.GetString("event.id"); v == "released" {
+				t.Errorf("slow output got %s after the transform's release", ev.Meta.ID)
+			}
+		}
+		return nil
+	}
 	flaky := newScriptOutput()
 	flaky.failN = 5
 	partial := newScriptOutput()
@@ -526,7 +551,7 @@ func TestReleaseFollowsEveryConsumer(t *testing.T) {
 	dir := t.TempDir()
 	cfg := pipeline(t, dir,
 		node{name: "src", kind: plugins.KindSource, comp: src},
-		node{name: "tr", kind: plugins.KindTransform, inputs: []string{"src"}, comp: &touchTransform{drop: func(ev *plugins.Event) bool {
+		node{name: "tr", kind: plugins.KindTransform, inputs: []string{"src"}, comp: &touchTransform{released: &trReleased, drop: func(ev *plugins.Event) bool {
 			b, _ := ev.Fields.Get("batch")
 			return b.(int)%4 == 0 // some batches dropped whole
 		}}},
@@ -543,6 +568,9 @@ func TestReleaseFollowsEveryConsumer(t *testing.T) {
 	}
 	if n := src.twice.Load(); n != 0 {
 		t.Errorf("%d batches released twice", n)
+	}
+	if n := trReleased.Load(); n != 40 {
+		t.Errorf("transform's releases ran %d times, want 40", n)
 	}
 	for name, tc := range map[string]struct {
 		o    *scriptOutput

@@ -108,8 +108,9 @@ func (n *sourceNode) emit(ctx context.Context, b plugins.Batch) error {
 			n.ackMu.Unlock()
 		}
 		n.inflight.Add(-1)
+		// Every target is done with the events: nothing reads them now.
+		g.runReleases()
 		if b.Release != nil {
-			// Every target is done with the events: nothing reads them now.
 			b.Release()
 		}
 		n.events.Release(weight)
@@ -252,7 +253,7 @@ func (n *transformNode) run(ctx context.Context) {
 			return
 		case it := <-n.queue:
 			n.in.Add(float64(len(it.events)))
-			out, err := n.tr.Process(ctx, it.events)
+			out, err := n.tr.Process(plugins.WithRelease(ctx, it.ack.onRelease), it.events)
 			n.finish(ctx, it, out, err)
 		}
 	}
@@ -281,7 +282,7 @@ func (n *transformNode) runParallel(ctx context.Context, pt plugins.ParallelTran
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.out, j.err = process(ctx, j.it.events)
+				j.out, j.err = process(plugins.WithRelease(ctx, j.it.ack.onRelease), j.it.events)
 				close(j.done)
 			}
 		}()
