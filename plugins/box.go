@@ -34,7 +34,7 @@ func (p *parser) chunk(n int) int {
 
 func (p *parser) boxString(s string) any {
 	if len(p.strs) == cap(p.strs) {
-		p.strs = nextChunk(p.rc.strsOf(), p.strs, p.chunk(boxChunk))
+		p.strs = nextChunk(p.rcStrs, p.strs, p.chunk(boxChunk))
 	}
 	p.strs = append(p.strs, s)
 	var v any
@@ -46,7 +46,7 @@ func (p *parser) boxString(s string) any {
 
 func (p *parser) boxNumber(n Number) any {
 	if len(p.nums) == cap(p.nums) {
-		p.nums = nextChunk(p.rc.numsOf(), p.nums, p.chunk(boxChunk/2))
+		p.nums = nextChunk(p.rcNums, p.nums, p.chunk(boxChunk/2))
 	}
 	p.nums = append(p.nums, n)
 	var v any
@@ -62,36 +62,6 @@ type recycler struct {
 	slab chunks[field]
 	strs chunks[string]
 	nums chunks[Number]
-}
-
-// The accessors return nil for a parser without a recycler.
-
-func (r *recycler) objsOf() *chunks[Object] {
-	if r == nil {
-		return nil
-	}
-	return &r.objs
-}
-
-func (r *recycler) slabOf() *chunks[field] {
-	if r == nil {
-		return nil
-	}
-	return &r.slab
-}
-
-func (r *recycler) strsOf() *chunks[string] {
-	if r == nil {
-		return nil
-	}
-	return &r.strs
-}
-
-func (r *recycler) numsOf() *chunks[Number] {
-	if r == nil {
-		return nil
-	}
-	return &r.nums
 }
 
 // chunks holds the chunks of one kind handed out since the last reuse, and

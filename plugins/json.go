@@ -56,7 +56,8 @@ func parseValue(data string) (any, error) {
 // them: the documents of one batch, which live and die together, then
 // cost a few large allocations rather than several small ones each. Like
 // ParseObjectString, the documents' strings share memory with the input.
-// A DocParser is not safe for concurrent use; the zero value is ready.
+// A DocParser is not safe for concurrent use and must not be copied once
+// used; the zero value is ready.
 //
 // A DocParser can also recycle that memory: Reuse hands it to the next
 // documents. It keeps every chunk it allocated until then, so a DocParser
@@ -68,8 +69,10 @@ type DocParser struct {
 
 // ParseObject parses one JSON object from s (see ParseObjectString).
 func (d *DocParser) ParseObject(s string) (*Object, error) {
-	d.p.shared = true
-	d.p.rc = &d.rc
+	if !d.p.shared {
+		d.p.shared = true
+		d.p.rcObjs, d.p.rcSlab, d.p.rcStrs, d.p.rcNums = &d.rc.objs, &d.rc.slab, &d.rc.strs, &d.rc.nums
+	}
 	v, err := d.p.parse(s)
 	// Only the chunks are kept: a failed document's members are dropped.
 	clear(d.p.stack)
@@ -124,8 +127,12 @@ type parser struct {
 	// shared marks a DocParser's parser: bigger chunks, kept across
 	// documents.
 	shared bool
-	// rc, for a DocParser, recycles its chunks (see Reuse).
-	rc *recycler
+	// For a DocParser, where its chunks are recycled (see Reuse); nil
+	// otherwise.
+	rcObjs *chunks[Object]
+	rcSlab *chunks[field]
+	rcStrs *chunks[string]
+	rcNums *chunks[Number]
 }
 
 // parserPool keeps the parsers' scratch stacks between documents.
@@ -146,7 +153,7 @@ func (p *parser) release() {
 // its own members rather than overwrite a neighbour's.
 func (p *parser) finishObject(base int) *Object {
 	if len(p.objs) == cap(p.objs) {
-		p.objs = nextChunk(p.rc.objsOf(), p.objs, p.chunk(8))
+		p.objs = nextChunk(p.rcObjs, p.objs, p.chunk(8))
 	}
 	p.objs = append(p.objs, Object{})
 	o := &p.objs[len(p.objs)-1]
@@ -155,7 +162,7 @@ func (p *parser) finishObject(base int) *Object {
 		return o
 	}
 	if cap(p.slab)-len(p.slab) < n {
-		p.slab = nextChunk(p.rc.slabOf(), p.slab, max(p.chunk(32), n))
+		p.slab = nextChunk(p.rcSlab, p.slab, max(p.chunk(32), n))
 	}
 	start := len(p.slab)
 	p.slab = append(p.slab, p.stack[base:]...)
