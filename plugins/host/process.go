@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/auditforwarder/forwarder/plugins/rpc"
 )
@@ -96,7 +97,7 @@ func launch(cfg launchConfig) (*process, error) {
 	if cfg.sha256 != nil {
 		secure = &plugin.SecureConfig{Checksum: cfg.sha256, Hash: sha256.New()}
 	}
-	client := plugin.NewClient(&plugin.ClientConfig{
+	ccfg := &plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.PluginSets(nil),
 		Cmd:              cmd,
@@ -111,8 +112,17 @@ func launch(cfg launchConfig) (*process, error) {
 		Stderr:           io.Discard,
 		SyncStdout:       logs.lineWriter("stdout"),
 		SyncStderr:       logs.lineWriter("stderr"),
-	})
-	cp, err := client.Client()
+	}
+	client := plugin.NewClient(ccfg)
+	addr, err := client.Start()
+	var cp plugin.ClientProtocol
+	if err == nil {
+		// Dial the plugin's socket ourselves, to size its buffers (see
+		// rpc.Dialer); go-plugin reads the dial options only now, in
+		// Client, once Start has told where the plugin listens.
+		ccfg.GRPCDialOptions = append(ccfg.GRPCDialOptions, grpc.WithContextDialer(rpc.Dialer(addr)))
+		cp, err = client.Client()
+	}
 	if err != nil {
 		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {

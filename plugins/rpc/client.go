@@ -202,7 +202,7 @@ func (c *Client) Run(ctx context.Context, inst uint64, from plugins.Checkpoint, 
 			var events []*plugins.Event
 			var err error
 			if len(m.Batch.Packed) > 0 {
-				events, err = unpackEvents(m.Batch.Packed)
+				events, err = unpackEvents(m.Batch.Packed, binaryDocs(c.features.Load()))
 			} else {
 				events, err = decodeEvents(m.Batch.Events)
 			}
@@ -411,7 +411,8 @@ func (c *Client) packed() bool { return c.features.Load()&FeaturePacked != 0 }
 func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugins.Event) ([]*plugins.Event, error) {
 	var bufs buffers
 	defer bufs.release()
-	parts, tooBig := packEvents(events, &bufs)
+	bin := binaryDocs(c.features.Load())
+	parts, tooBig := packEvents(events, &bufs, bin)
 	if len(tooBig) > 0 {
 		return nil, plugins.Permanent(fmt.Errorf("event %d is above the plugin message limit of %d MiB", tooBig[0], MaxMessageBytes>>20))
 	}
@@ -421,12 +422,13 @@ func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugi
 		in := events[req[0].idx[0] : last.idx[len(last.idx)-1]+1]
 		resp, err := c.tr.Process(ctx, &ProcessRequest{Instance: inst, Packed: partData(req)})
 		if err != nil {
+			bufs.abandon()
 			return nil, c.transportErr(ctx, "Process", err)
 		}
 		if resp.Error != nil {
 			return nil, DecodeError(resp.Error)
 		}
-		if out, err = unpackOut(resp.PackedOut, in, out); err != nil {
+		if out, err = unpackOut(resp.PackedOut, in, out, bin); err != nil {
 			return nil, plugins.Permanent(fmt.Errorf("plugin returned an invalid event: %w", err))
 		}
 	}
@@ -437,11 +439,12 @@ func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugi
 func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins.Event) error {
 	var bufs buffers
 	defer bufs.release()
-	parts, tooBig := packEvents(events, &bufs)
+	parts, tooBig := packEvents(events, &bufs, binaryDocs(c.features.Load()))
 	reqs := groupParts(parts)
 	if len(reqs) == 1 && len(tooBig) == 0 {
 		resp, err := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(reqs[0])})
 		if err != nil {
+			bufs.abandon()
 			return c.transportErr(ctx, "Write", err)
 		}
 		return DecodeError(resp.Error)
@@ -454,6 +457,7 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 		}
 		resp, rerr := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(req)})
 		if rerr != nil {
+			bufs.abandon()
 			// The transport failed (a crash): the whole batch is retried,
 			// duplicates of the requests already written being harmless.
 			return c.transportErr(ctx, "Write", rerr)

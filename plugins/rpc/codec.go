@@ -221,6 +221,10 @@ func (b *buffers) get() *[]byte {
 	return bp
 }
 
+// abandon forgets the buffers instead of pooling them: after a failed call,
+// gRPC may still be writing from them (wireCodec sends them in place).
+func (b *buffers) abandon() { b.list = nil }
+
 func (b *buffers) release() {
 	for _, bp := range b.list {
 		if cap(*bp) <= 4*ChunkBytes {
@@ -363,7 +367,12 @@ func (d *differ) diff(in snapshot, out *plugins.Object, utf8Keys bool) (ok bool)
 			return false
 		}
 		j := -1
-		if index != nil {
+		if n := last + 1; n < len(keys) && keys[n] == key {
+			// Most keys are where they were: after the last one matched.
+			// (A snapshot's keys are distinct: it is of a decoded
+			// document.)
+			j = n
+		} else if index != nil {
 			if v, ok := index[key]; ok {
 				j = v
 			}

@@ -87,7 +87,8 @@ func TestSnapshotEqual(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		snap := takeSnapshots([]*plugins.Event{{Fields: o}})[0]
+		snaps, release := takeSnapshots([]*plugins.Event{{Fields: o}})
+		snap := snaps[0]
 		tt.edit(o)
 		var d differ
 		if !d.diff(snap, o, true) {
@@ -96,6 +97,7 @@ func TestSnapshotEqual(t *testing.T) {
 		if got := len(d.patches) == 0; got != tt.same {
 			t.Errorf("%s: unchanged = %v, want %v (%d patches)", tt.name, got, tt.same, len(d.patches))
 		}
+		release()
 	}
 }
 
@@ -120,7 +122,8 @@ func FuzzPatchRoundTrip(f *testing.F) {
 			t.Fatalf("canonical %s: %v", canon, err)
 		}
 		ev := &plugins.Event{Fields: edited}
-		snaps := takeSnapshots([]*plugins.Event{ev})
+		snaps, release := takeSnapshots([]*plugins.Event{ev})
+		defer release()
 		switch op % 6 {
 		case 0:
 			edited.Set(key+".nested", "v")
@@ -182,16 +185,18 @@ func FuzzPatchRoundTrip(f *testing.F) {
 			}
 		}
 
-		// The packed encoding.
-		part := packOut([]*plugins.Event{ev}, []int{0}, snaps, []*plugins.Object{edited}, []plugins.Meta{{}})
-		host, _ := plugins.ParseObject(canon)
-		in := []*plugins.Event{{Fields: host}}
-		out, err := unpackOut(part, in, nil)
-		if err != nil || len(out) != 1 || out[0] != in[0] {
-			t.Fatalf("unpackOut: %v %v", out, err)
-		}
-		if got := canonical(t, out[0].Fields); got != want {
-			t.Fatalf("packed %s\n   got %s\n  want %s", canon, got, want)
+		// The packed encoding, with JSON and with binary documents.
+		for _, bin := range []bool{false, true} {
+			part := packOut([]*plugins.Event{ev}, []int{0}, snaps, []*plugins.Object{edited}, []plugins.Meta{{}}, bin)
+			host, _ := plugins.ParseObject(canon)
+			in := []*plugins.Event{{Fields: host}}
+			out, err := unpackOut(part, in, nil, bin)
+			if err != nil || len(out) != 1 || out[0] != in[0] {
+				t.Fatalf("unpackOut: %v %v", out, err)
+			}
+			if got := canonical(t, out[0].Fields); got != want {
+				t.Fatalf("packed (binary %v) %s\n   got %s\n  want %s", bin, canon, got, want)
+			}
 		}
 	})
 }

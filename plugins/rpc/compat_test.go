@@ -13,14 +13,19 @@ import (
 // and the original encoding is what crosses unless both sides announce the
 // feature.
 var featureCombos = []struct {
-	name         string
-	host, plugin uint32
-	packed       bool
+	name           string
+	host, plugin   uint32
+	packed, binary bool
 }{
-	{"new host, new plugin", supportedFeatures, supportedFeatures, true},
-	{"new host, old plugin", supportedFeatures, 0, false},
-	{"old host, new plugin", 0, supportedFeatures, false},
-	{"old host, old plugin", 0, 0, false},
+	{"new host, new plugin", supportedFeatures, supportedFeatures, true, true},
+	{"new host, old plugin", supportedFeatures, 0, false, false},
+	{"old host, new plugin", 0, supportedFeatures, false, false},
+	{"old host, old plugin", 0, 0, false, false},
+	// Hosts and plugins of session 2: packed parts with JSON documents.
+	{"new host, packed-only plugin", supportedFeatures, FeaturePacked, true, false},
+	{"packed-only host, new plugin", FeaturePacked, supportedFeatures, true, false},
+	// A binary-only peer cannot exist, but must not break anything.
+	{"new host, binary-only plugin", supportedFeatures, FeatureBinaryDocs, false, false},
 }
 
 func TestFeatureNegotiation(t *testing.T) {
@@ -36,6 +41,9 @@ func TestFeatureNegotiation(t *testing.T) {
 				}
 				if got := h.client.packed(); got != fc.packed {
 					t.Fatalf("packed = %v, want %v", got, fc.packed)
+				}
+				if got := binaryDocs(h.client.features.Load()); got != fc.binary {
+					t.Fatalf("binary documents = %v, want %v", got, fc.binary)
 				}
 				local, remote := sampleEvents(3), sampleEvents(3)
 				want, _ := tc.fn(local)
@@ -117,7 +125,7 @@ func TestPackedChunks(t *testing.T) {
 		t.Fatal(err, h.client.packed())
 	}
 	events := sampleEvents(300)
-	parts, _ := packEvents(events, &buffers{})
+	parts, _ := packEvents(events, &buffers{}, true)
 	if n := len(groupParts(parts)); n < 2 {
 		t.Fatalf("%d requests", n)
 	}

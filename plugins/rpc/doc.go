@@ -11,7 +11,15 @@
 //     the built-ins use, so a typo fails with the same key path.
 //   - Events cross in batches: the document as JSON (Object.AppendJSON /
 //     plugins.ParseObject) and the Meta fields beside it. A transform's
-//     in-place changes come back as top-level key patches.
+//     in-place changes come back as top-level key patches. Optional
+//     encodings, used only when both sides announce them in Create
+//     (Feature): packed parts (packed.go) and, inside them, binary
+//     documents (bindoc.go), which mean exactly what the JSON would.
+//   - The bytes of a packed batch are copied once on each side: the host
+//     sends its parts in place and the plugin decodes the received message
+//     without copying it again (wireCodec); the decoded events' strings
+//     point into it, so what a component keeps beyond the call it copies,
+//     as for a built-in (see package plugins, Memory).
 //   - Checkpoints cross as opaque bytes. Acknowledgements and checkpoint
 //     persistence stay in the host: a plugin crash cannot corrupt progress.
 //   - Domain errors travel inside responses (Error), keeping Permanent,

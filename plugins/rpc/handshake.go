@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"net"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -70,6 +71,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialConnWindowSize(connWindow),
 		grpc.ReadBufferSize(ioBufferSize),
 		grpc.WriteBufferSize(ioBufferSize),
+		grpc.ForceServerCodecV2(wireCodec{}),
 	}
 }
 
@@ -79,11 +81,43 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+			grpc.ForceCodecV2(wireCodec{}),
 		),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(connWindow),
 		grpc.WithReadBufferSize(ioBufferSize),
 		grpc.WithWriteBufferSize(ioBufferSize),
+	}
+}
+
+// socketBuffer is the send and receive buffer the host asks for on its
+// connection to a plugin. A batch is hundreds of KiB: with the usual
+// default of 208 KiB, the host's writer blocks on a full socket mid-batch
+// and waits for the plugin to read, and both sides pay a wakeup per
+// refill; with room for a whole batch, the host writes it in one go while
+// the plugin reads at its pace. The kernel caps it (net.core.wmem_max and
+// rmem_max): where those are at their defaults, this changes nothing.
+const socketBuffer = 4 << 20
+
+// Dialer returns the host's dialer of the plugin listening at addr, as
+// go-plugin's own (a plain dial; TLS comes on top) but with room for a
+// batch in the socket's buffers (see socketBuffer).
+func Dialer(addr net.Addr) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer // keep-alive on, as go-plugin sets it on TCP
+		conn, err := d.DialContext(ctx, addr.Network(), addr.String())
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := conn.(interface {
+			SetReadBuffer(int) error
+			SetWriteBuffer(int) error
+		}); ok {
+			// Best effort: a refused size leaves the default.
+			_ = c.SetWriteBuffer(socketBuffer)
+			_ = c.SetReadBuffer(socketBuffer)
+		}
+		return conn, nil
 	}
 }
 

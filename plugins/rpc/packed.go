@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/auditforwarder/forwarder/plugins"
 )
@@ -20,8 +21,17 @@ import (
 // FeaturePacked is the FEATURE_PACKED_EVENTS bit.
 const FeaturePacked = uint32(Feature_FEATURE_PACKED_EVENTS)
 
+// FeatureBinaryDocs is the FEATURE_BINARY_DOCS bit (see bindoc.go).
+const FeatureBinaryDocs = uint32(Feature_FEATURE_BINARY_DOCS)
+
 // supportedFeatures is what this package implements on either side.
-const supportedFeatures = FeaturePacked
+const supportedFeatures = FeaturePacked | FeatureBinaryDocs
+
+// binaryDocs reports whether the negotiated features have the documents
+// of packed parts cross as binary documents.
+func binaryDocs(features uint32) bool {
+	return features&(FeaturePacked|FeatureBinaryDocs) == FeaturePacked|FeatureBinaryDocs
+}
 
 // partEvents and partBytes bound a part: small enough that parts spread
 // over the CPUs of both sides, large enough that per-part costs vanish.
@@ -93,13 +103,17 @@ func appendMeta(b []byte, m *plugins.Meta) []byte {
 	return binary.AppendUvarint(b, uint64(uint32(n)))
 }
 
-// appendDoc appends a u32le length and the document's JSON.
-func appendDoc(b []byte, o *plugins.Object) []byte {
+// appendDoc appends a u32le length and the document: JSON, or a binary
+// document when bin is set.
+func appendDoc(b []byte, o *plugins.Object, bin bool) []byte {
 	at := len(b)
 	b = append(b, 0, 0, 0, 0)
-	if o != nil {
+	switch {
+	case bin:
+		b = appendBinDoc(b, o)
+	case o != nil:
 		b = o.AppendJSON(b)
-	} else {
+	default:
 		b = append(b, '{', '}')
 	}
 	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
@@ -110,7 +124,7 @@ func appendDoc(b []byte, o *plugins.Object) []byte {
 // encoding is above the message limit are left out and listed in tooBig.
 // The parts point into buffers from bufs, which must outlive their
 // sending.
-func packEvents(events []*plugins.Event, bufs *buffers) (parts []packedPart, tooBig []int) {
+func packEvents(events []*plugins.Event, bufs *buffers, bin bool) (parts []packedPart, tooBig []int) {
 	maxPart := min(partBytes, max(chunkBytes/2, 1))
 	// Ranges of whole parts' worth of events, encoded concurrently; a
 	// range is cut further when its bytes exceed maxPart.
@@ -126,7 +140,7 @@ func packEvents(events []*plugins.Event, bufs *buffers) (parts []packedPart, too
 		for i := lo; i < hi; i++ {
 			ev := events[i]
 			at := len(buf)
-			buf = appendDoc(buf, ev.Fields)
+			buf = appendDoc(buf, ev.Fields, bin)
 			buf = appendMeta(buf, &ev.Meta)
 			n := len(buf) - at
 			if n > maxEventBytes {
@@ -249,18 +263,30 @@ func (r *reader) doc() []byte {
 	return r.bytes(uint64(n))
 }
 
-// str reads a string, reusing prev when equal (sources and datasets
-// repeat from one event to the next).
+// str reads a string, pointing into the part (see aliasString), reusing
+// prev when equal (sources and datasets repeat from one event to the
+// next).
 func (r *reader) str(prev *string) string {
 	b := r.bytes(r.uvarint())
 	if prev != nil && string(b) == *prev {
 		return *prev
 	}
-	s := string(b)
+	s := aliasString(b)
 	if prev != nil {
 		*prev = s
 	}
 	return s
+}
+
+// skipMeta skips a meta.
+func (r *reader) skipMeta() {
+	for range 3 {
+		r.bytes(r.uvarint())
+	}
+	r.varint()
+	r.uvarint()
+	r.varint()
+	r.uvarint()
 }
 
 func (r *reader) meta(m *plugins.Meta) {
@@ -275,11 +301,34 @@ func (r *reader) meta(m *plugins.Meta) {
 	m.Received = decodeTime(s, int32(uint32(n)))
 }
 
-// unpackPart decodes the events of one part.
-func unpackPart(data []byte) ([]*plugins.Event, error) {
+// unpackPart decodes the events of one part. The documents' strings point
+// into data, which must never change afterwards (the callers pass a
+// received message's bytes, which nothing else holds), and the documents
+// share the allocations of one decoder: the events of a part live and die
+// together, so the part costs a few allocations instead of several per
+// event, and no copy of its bytes.
+func unpackPart(data []byte, bin bool) ([]*plugins.Event, error) {
 	r := reader{b: data}
 	var slab []plugins.Event
 	var out []*plugins.Event
+	var dp docParser
+	dp.bin = bin
+	if bin {
+		// The objects of the part's documents in one allocation: a first
+		// pass checks and counts them.
+		pre := reader{b: data}
+		for i := 0; len(pre.b) > 0 && pre.err == nil; i++ {
+			doc := pre.doc()
+			pre.skipMeta()
+			if len(doc) > 0 && pre.err == nil {
+				if err := dp.prepare(doc); err != nil {
+					return nil, fmt.Errorf("event %d: event document: %w", i, err)
+				}
+			}
+		}
+		dp.alloc()
+		dp.prepared = true
+	}
 	for len(r.b) > 0 && r.err == nil {
 		if len(slab) == 0 {
 			slab = make([]plugins.Event, 16)
@@ -294,7 +343,7 @@ func unpackPart(data []byte) ([]*plugins.Event, error) {
 		if len(doc) == 0 {
 			ev.Fields = plugins.NewObject(0)
 		} else {
-			o, err := plugins.ParseObject(doc)
+			o, err := dp.parse(doc)
 			if err != nil {
 				return nil, fmt.Errorf("event %d: event document: %w", len(out), err)
 			}
@@ -309,11 +358,11 @@ func unpackPart(data []byte) ([]*plugins.Event, error) {
 }
 
 // unpackEvents decodes packed parts, in parallel.
-func unpackEvents(parts [][]byte) ([]*plugins.Event, error) {
+func unpackEvents(parts [][]byte, bin bool) ([]*plugins.Event, error) {
 	evs := make([][]*plugins.Event, len(parts))
 	errs := make([]error, len(parts))
 	eachPart(len(parts), func(i int) {
-		evs[i], errs[i] = unpackPart(parts[i])
+		evs[i], errs[i] = unpackPart(parts[i], bin)
 	})
 	n := 0
 	for i, err := range errs {
@@ -329,6 +378,38 @@ func unpackEvents(parts [][]byte) ([]*plugins.Event, error) {
 	return out, nil
 }
 
+// unpackForTransform is unpackEvents for a transform: each part's
+// documents are snapshotted (see runTransform) by the worker that decoded
+// them, while they are in its cache, rather than in a pass of their own.
+func unpackForTransform(parts [][]byte, bin bool) (in []*plugins.Event, snaps []snapshot, release func(), err error) {
+	evs := make([][]*plugins.Event, len(parts))
+	sn := make([][]snapshot, len(parts))
+	slabs := make([]*[]snapEntry, len(parts))
+	errs := make([]error, len(parts))
+	eachPart(len(parts), func(i int) {
+		if evs[i], errs[i] = unpackPart(parts[i], bin); errs[i] == nil {
+			sn[i] = make([]snapshot, len(evs[i]))
+			slabs[i] = snapRange(evs[i], sn[i])
+		}
+	})
+	release = func() { releaseSnaps(slabs) }
+	n := 0
+	for i, err := range errs {
+		if err != nil {
+			release()
+			return nil, nil, nil, fmt.Errorf("part %d: %w", i, err)
+		}
+		n += len(evs[i])
+	}
+	in = make([]*plugins.Event, 0, n)
+	snaps = make([]snapshot, 0, n)
+	for i, e := range evs {
+		in = append(in, e...)
+		snaps = append(snaps, sn[i]...)
+	}
+	return in, snaps, release, nil
+}
+
 // ---- transform results ----
 
 const (
@@ -341,13 +422,13 @@ const (
 
 // packOut encodes the events a transform returned (see encodeOut) into
 // packed_out parts, in parallel.
-func packOut(kept []*plugins.Event, origins []int, snaps []snapshot, fields []*plugins.Object, metas []plugins.Meta) [][]byte {
+func packOut(kept []*plugins.Event, origins []int, snaps []snapshot, fields []*plugins.Object, metas []plugins.Meta, bin bool) [][]byte {
 	parts := make([][]byte, (len(kept)+partEvents-1)/partEvents)
 	eachPart(len(parts), func(p int) {
 		var d differ
 		var buf []byte
 		for k := p * partEvents; k < min((p+1)*partEvents, len(kept)); k++ {
-			buf = appendOut(buf, &d, kept[k], origins[k], snaps, fields, metas)
+			buf = appendOut(buf, &d, kept[k], origins[k], snaps, fields, metas, bin)
 		}
 		parts[p] = buf
 	})
@@ -356,7 +437,7 @@ func packOut(kept []*plugins.Event, origins []int, snaps []snapshot, fields []*p
 
 // appendOut appends one returned event; i is the index of the request
 // event it was modified from, or -1.
-func appendOut(buf []byte, d *differ, ev *plugins.Event, i int, snaps []snapshot, fields []*plugins.Object, metas []plugins.Meta) []byte {
+func appendOut(buf []byte, d *differ, ev *plugins.Event, i int, snaps []snapshot, fields []*plugins.Object, metas []plugins.Meta, bin bool) []byte {
 	flags := byte(0)
 	withMeta := i < 0 || !sameMeta(&ev.Meta, &metas[i])
 	if withMeta {
@@ -385,16 +466,54 @@ func appendOut(buf []byte, d *differ, ev *plugins.Event, i int, snaps []snapshot
 		}
 	}
 	buf = append(buf, flags|outReplace)
-	buf = appendDoc(buf, ev.Fields)
+	buf = appendDoc(buf, ev.Fields, bin)
 	if withMeta {
 		buf = appendMeta(buf, &ev.Meta)
 	}
 	return buf
 }
 
+// aliasString returns b as a string without copying: b must never change
+// afterwards. The decoders use it on received messages, which nothing else
+// holds, so a decoded event costs no copy of its text.
+func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// parseValue parses a patch value; objects (most values a transform adds)
+// come from the shared allocations of dp and point into b (see
+// aliasString).
+func parseValue(dp *plugins.DocParser, b []byte) (any, error) {
+	if len(b) > 0 && b[0] == '{' {
+		return dp.ParseObject(aliasString(b))
+	}
+	return plugins.ParseValue(b)
+}
+
+// docParser parses the documents of packed parts, JSON or binary.
+type docParser struct {
+	bin bool
+	// prepared: every binary document to parse was prepared, in order.
+	prepared bool
+	json     plugins.DocParser
+	binReader
+}
+
+// parse parses a document; its strings point into doc (see aliasString).
+func (d *docParser) parse(doc []byte) (*plugins.Object, error) {
+	switch {
+	case d.prepared:
+		return d.decode(doc)
+	case d.bin:
+		return d.object(doc)
+	}
+	return d.json.ParseObject(aliasString(doc))
+}
+
 // unpackOut applies packed_out parts to the request's events in (the
-// host's own events), appending the results to out.
-func unpackOut(parts [][]byte, in []*plugins.Event, out []*plugins.Event) ([]*plugins.Event, error) {
+// host's own events), appending the results to out. The parts must never
+// change afterwards: the events' new strings point into them.
+func unpackOut(parts [][]byte, in []*plugins.Event, out []*plugins.Event, bin bool) ([]*plugins.Event, error) {
+	var dp docParser
+	dp.bin = bin
 	used := make([]bool, len(in))
 	var sets, dels []int
 	var keys []string
@@ -426,7 +545,7 @@ func unpackOut(parts [][]byte, in []*plugins.Event, out []*plugins.Event) ([]*pl
 				if r.err != nil {
 					return nil, r.err
 				}
-				o, err := plugins.ParseObject(doc)
+				o, err := dp.parse(doc)
 				if err != nil {
 					return nil, err
 				}
@@ -438,7 +557,7 @@ func unpackOut(parts [][]byte, in []*plugins.Event, out []*plugins.Event) ([]*pl
 				}
 				keys, vals, sets, dels = keys[:0], vals[:0], sets[:0], dels[:0]
 				for j := uint64(0); j < n && r.err == nil; j++ {
-					keys = append(keys, string(r.bytes(r.uvarint())))
+					keys = append(keys, aliasString(r.bytes(r.uvarint())))
 					switch r.byte() {
 					case opDelete:
 						dels = append(dels, len(keys)-1)
@@ -461,7 +580,7 @@ func unpackOut(parts [][]byte, in []*plugins.Event, out []*plugins.Event) ([]*pl
 					ev.Fields.DeleteKey(keys[j])
 				}
 				for _, j := range sets {
-					v, err := plugins.ParseValue(vals[j])
+					v, err := parseValue(&dp.json, vals[j])
 					if err != nil {
 						return nil, fmt.Errorf("patch of key %q: %w", keys[j], err)
 					}

@@ -339,7 +339,7 @@ func (s *Server) Run(stream Source_RunServer) error {
 		defer bufs.release()
 		batch := &EmitBatch{Seq: seq, Checkpoint: b.Checkpoint}
 		if inst.hostFeatures&FeaturePacked != 0 && len(b.Events) > 0 {
-			parts, tooBig := packEvents(b.Events, &bufs)
+			parts, tooBig := packEvents(b.Events, &bufs, binaryDocs(inst.hostFeatures))
 			if len(tooBig) > 0 {
 				return plugins.Permanent(fmt.Errorf("event %d is above the plugin message limit of %d MiB", tooBig[0], MaxMessageBytes>>20))
 			}
@@ -387,22 +387,28 @@ func (s *Server) Process(ctx context.Context, req *ProcessRequest) (*ProcessResp
 	}
 	packed := len(req.Packed) > 0
 	var in []*plugins.Event
+	var snaps []snapshot
+	var release func()
 	if packed {
-		in, err = unpackEvents(req.Packed)
+		in, snaps, release, err = unpackForTransform(req.Packed, binaryDocs(inst.hostFeatures))
 	} else {
 		in, err = decodeEvents(req.Events)
 	}
 	if err != nil {
 		return &ProcessResponse{Error: EncodeError(plugins.Permanent(err))}, nil
 	}
-	r, err := runTransform(ctx, inst, tr, in)
+	if snaps == nil {
+		snaps, release = takeSnapshots(in)
+	}
+	r, err := runTransform(ctx, inst, tr, in, snaps, release)
 	if err != nil {
 		return &ProcessResponse{Error: EncodeError(err)}, nil
 	}
+	defer r.release()
 	// Encode in parallel: as patches of the request's document when
 	// possible, whole otherwise.
 	if packed {
-		return &ProcessResponse{PackedOut: r.pack(0, len(r.kept))}, nil
+		return &ProcessResponse{PackedOut: r.pack(0, len(r.kept), binaryDocs(inst.hostFeatures))}, nil
 	}
 	resp := &ProcessResponse{Events: make([]*OutEvent, len(r.kept))}
 	parallel(len(r.kept), func(lo, hi int) {
@@ -421,14 +427,17 @@ type transformed struct {
 	kept    []*plugins.Event
 	origins []int
 	snaps   []snapshot
+	// release gives the snapshots' storage back, once encoded.
+	release func()
 	fields  []*plugins.Object
 	metas   []plugins.Meta
 }
 
 // runTransform runs the transform on in, remembering what each input was
-// to recognise in-place modifications.
-func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in []*plugins.Event) (*transformed, error) {
-	r := &transformed{snaps: takeSnapshots(in), fields: make([]*plugins.Object, len(in)), metas: make([]plugins.Meta, len(in))}
+// to recognise in-place modifications: snaps are the snapshots of in's
+// documents (takeSnapshots), release gives their storage back.
+func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in []*plugins.Event, snaps []snapshot, release func()) (*transformed, error) {
+	r := &transformed{snaps: snaps, release: release, fields: make([]*plugins.Object, len(in)), metas: make([]plugins.Meta, len(in))}
 	for i, ev := range in {
 		r.fields[i] = ev.Fields
 		r.metas[i] = ev.Meta
@@ -437,6 +446,7 @@ func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in 
 	out, err := tr.Process(ctx, in)
 	inst.mu.Unlock()
 	if err != nil {
+		release()
 		return nil, err
 	}
 	r.kept, r.origins = outOrigins(in, out)
@@ -444,8 +454,8 @@ func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in 
 }
 
 // pack encodes the kept events lo..hi-1 as packed_out parts.
-func (r *transformed) pack(lo, hi int) [][]byte {
-	return packOut(r.kept[lo:hi], r.origins[lo:hi], r.snaps, r.fields, r.metas)
+func (r *transformed) pack(lo, hi int, bin bool) [][]byte {
+	return packOut(r.kept[lo:hi], r.origins[lo:hi], r.snaps, r.fields, r.metas, bin)
 }
 
 // outOrigins drops the nil events of a transform's result and finds which
@@ -534,7 +544,7 @@ func (s *Server) Write(ctx context.Context, req *WriteRequest) (*WriteResponse, 
 	}
 	var events []*plugins.Event
 	if len(req.Packed) > 0 {
-		events, err = unpackEvents(req.Packed)
+		events, err = unpackEvents(req.Packed, binaryDocs(inst.hostFeatures))
 	} else {
 		events, err = decodeEvents(req.Events)
 	}

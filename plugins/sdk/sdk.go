@@ -17,6 +17,12 @@
 // to the forwarder's /metrics in protocol version 1), Settings.Status is
 // reported to the forwarder's /readyz, and Settings.DataDir is the
 // directory the forwarder reserves for the component.
+//
+// Memory follows the built-ins' rule (package plugins, Memory): an event,
+// its document and its strings are the component's only until Process or
+// Write returns. The strings of a batch's events point into the message
+// that carried the batch, so a string kept beyond the call keeps that
+// whole message alive: copy what you cache (strings.Clone).
 package sdk
 
 import (
