@@ -32,27 +32,52 @@ func (p *parser) chunk(n int) int {
 	return n
 }
 
-func (p *parser) boxString(s string) any {
-	if len(p.strs) == cap(p.strs) {
-		p.strs = nextChunk(p.rcStrs, p.strs, p.chunk(boxChunk))
+// Boxer makes interface values of strings and numbers whose headers come
+// from shared chunks (see above): for decoders that box many values which
+// live and die together, such as the documents of one batch. The zero
+// value is ready; not safe for concurrent use.
+type Boxer struct {
+	// Chunk is the number of strings per allocation (32 when zero);
+	// numbers, rarer, come Chunk/2 at a time.
+	Chunk int
+
+	strs []string
+	nums []Number
+	// For a DocParser's parser, where the chunks are recycled (Reuse).
+	rcStrs *chunks[string]
+	rcNums *chunks[Number]
+}
+
+func (b *Boxer) chunk() int {
+	if b.Chunk > 0 {
+		return b.Chunk
 	}
-	p.strs = append(p.strs, s)
+	return boxChunk
+}
+
+// String returns s as an interface value.
+func (b *Boxer) String(s string) any {
+	if len(b.strs) == cap(b.strs) {
+		b.strs = nextChunk(b.rcStrs, b.strs, b.chunk())
+	}
+	b.strs = append(b.strs, s)
 	var v any
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ = stringTypePtr
-	e.data = unsafe.Pointer(&p.strs[len(p.strs)-1])
+	e.data = unsafe.Pointer(&b.strs[len(b.strs)-1])
 	return v
 }
 
-func (p *parser) boxNumber(n Number) any {
-	if len(p.nums) == cap(p.nums) {
-		p.nums = nextChunk(p.rcNums, p.nums, p.chunk(boxChunk/2))
+// Number returns n as an interface value.
+func (b *Boxer) Number(n Number) any {
+	if len(b.nums) == cap(b.nums) {
+		b.nums = nextChunk(b.rcNums, b.nums, max(1, b.chunk()/2))
 	}
-	p.nums = append(p.nums, n)
+	b.nums = append(b.nums, n)
 	var v any
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ = numberTypePtr
-	e.data = unsafe.Pointer(&p.nums[len(p.nums)-1])
+	e.data = unsafe.Pointer(&b.nums[len(b.nums)-1])
 	return v
 }
 

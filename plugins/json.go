@@ -48,7 +48,7 @@ func parseValue(data string) (any, error) {
 	// Most audit documents hold a member for every 20-30 bytes: size the
 	// first slab so one allocation takes them all.
 	p.slab = make([]field, 0, len(data)/24+4)
-	p.strs = make([]string, 0, len(data)/32+4)
+	p.box.strs = make([]string, 0, len(data)/32+4)
 	return p.parse(data)
 }
 
@@ -71,7 +71,8 @@ type DocParser struct {
 func (d *DocParser) ParseObject(s string) (*Object, error) {
 	if !d.p.shared {
 		d.p.shared = true
-		d.p.rcObjs, d.p.rcSlab, d.p.rcStrs, d.p.rcNums = &d.rc.objs, &d.rc.slab, &d.rc.strs, &d.rc.nums
+		d.p.box.Chunk = 32 * boxChunk
+		d.p.rcObjs, d.p.rcSlab, d.p.box.rcStrs, d.p.box.rcNums = &d.rc.objs, &d.rc.slab, &d.rc.strs, &d.rc.nums
 	}
 	v, err := d.p.parse(s)
 	// Only the chunks are kept: a failed document's members are dropped.
@@ -89,9 +90,9 @@ func (d *DocParser) ParseObject(s string) (*Object, error) {
 func (d *DocParser) Reuse() {
 	d.rc.objs.reuse(d.p.objs)
 	d.rc.slab.reuse(d.p.slab)
-	d.rc.strs.reuse(d.p.strs)
-	d.rc.nums.reuse(d.p.nums)
-	d.p.objs, d.p.slab, d.p.strs, d.p.nums = nil, nil, nil, nil
+	d.rc.strs.reuse(d.p.box.strs)
+	d.rc.nums.reuse(d.p.box.nums)
+	d.p.objs, d.p.slab, d.p.box.strs, d.p.box.nums = nil, nil, nil, nil
 }
 
 // parse parses data as one JSON value.
@@ -112,10 +113,9 @@ func (p *parser) parse(data string) (any, error) {
 type parser struct {
 	s string
 	i int
-	// strs and nums back the interface values of parsed strings and
-	// numbers, a chunk at a time (see box.go).
-	strs []string
-	nums []Number
+	// box backs the interface values of parsed strings and numbers, a
+	// chunk at a time (see box.go).
+	box Boxer
 	// stack collects the members of the objects being parsed (nested
 	// objects above their parent's); slab and objs hold the finished
 	// objects' members and headers, shared by the document, so a document
@@ -131,8 +131,6 @@ type parser struct {
 	// otherwise.
 	rcObjs *chunks[Object]
 	rcSlab *chunks[field]
-	rcStrs *chunks[string]
-	rcNums *chunks[Number]
 }
 
 // parserPool keeps the parsers' scratch stacks between documents.
@@ -204,7 +202,7 @@ func (p *parser) value(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return p.boxString(str), nil
+		return p.box.String(str), nil
 	case 't':
 		return p.lit("true", true)
 	case 'f':
@@ -354,7 +352,7 @@ func (p *parser) number() (any, error) {
 			return nil, p.errorf("invalid number")
 		}
 	}
-	return p.boxNumber(Number(p.s[start:p.i])), nil
+	return p.box.Number(Number(p.s[start:p.i])), nil
 }
 
 // strSpecial marks the bytes the string scanner must look at: the closing

@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditforwarder/forwarder/plugins"
 	"github.com/auditforwarder/forwarder/plugins/host/internal/testcomp"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 const benchBatch, benchSize = 500, 1024
@@ -101,7 +102,7 @@ func (c *cpuClock) report(b *testing.B, events int) {
 func BenchmarkTransform(b *testing.B) {
 	events := make([]*plugins.Event, benchBatch)
 	for i := range events {
-		events[i] = testcomp.Event(i, benchSize)
+		events[i] = plugintest.Event(i, benchSize)
 	}
 	if n := len(events[0].AppendJSON(nil)); n < 1000 || n > 1100 {
 		b.Fatalf("event is %d bytes", n)
@@ -150,7 +151,7 @@ func BenchmarkPipeline(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				events := make([]*plugins.Event, benchBatch)
 				for j := range events {
-					events[j] = testcomp.Event(i*benchBatch+j, benchSize)
+					events[j] = plugintest.Event(i*benchBatch+j, benchSize)
 				}
 				toTransform <- events
 			}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
-	"github.com/auditforwarder/forwarder/plugins/host/internal/testcomp"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 	"github.com/auditforwarder/forwarder/plugins/rpc"
 )
 
@@ -129,7 +129,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func events(n int) []*plugins.Event {
 	out := make([]*plugins.Event, n)
 	for i := range out {
-		out[i] = testcomp.Event(i, 300)
+		out[i] = plugintest.Event(i, 300)
 	}
 	return out
 }

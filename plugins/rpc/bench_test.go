@@ -2,14 +2,15 @@ package rpc
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/auditforwarder/forwarder/plugins"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 func benchEvents(n int) []*plugins.Event {
@@ -69,7 +70,7 @@ func BenchmarkServerProcessPacked(b *testing.B) {
 	cr, _ := srv.Create(context.Background(), &CreateRequest{Kind: Kind_KIND_TRANSFORM, Type: "test_transform", Features: supportedFeatures})
 	events := make([]*plugins.Event, 500)
 	for i := range events {
-		events[i] = testEvent(i, 1024)
+		events[i] = plugintest.Event(i, 1024)
 	}
 	parts, _ := packEvents(events, &buffers{}, true)
 	req, _ := proto.Marshal(&ProcessRequest{Instance: cr.Instance, Packed: partData(parts)})
@@ -89,23 +90,4 @@ func BenchmarkServerProcessPacked(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "events/s")
-}
-
-// testEvent is the host benchmark's event n (plugins/host/internal/testcomp),
-// about size bytes of JSON.
-func testEvent(n, size int) *plugins.Event {
-	id := "ev-" + strconv.Itoa(n)
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Millisecond)
-	o := plugins.NewObject(8)
-	o.SetKey("@timestamp", ts.Format("2006-01-02T15:04:05.000Z"))
-	ev := plugins.NewObject(4)
-	ev.SetKey("id", id)
-	ev.SetKey("dataset", "test")
-	ev.SetKey("sequence", n)
-	ev.SetKey("action", "login")
-	o.SetKey("event", ev)
-	o.Set("source.ip", "203.0.113."+strconv.Itoa(n%250+1))
-	o.Set("user.email", "user"+strconv.Itoa(n%97)+"@example.com")
-	o.SetKey("message", strings.Repeat("x", max(0, size-190)))
-	return &plugins.Event{Fields: o, Meta: plugins.Meta{Source: "test", Dataset: "test", ID: id, Time: ts}}
 }

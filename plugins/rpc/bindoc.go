@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/auditforwarder/forwarder/plugins"
 )
@@ -212,10 +211,9 @@ type binReader struct {
 	objs  []*plugins.Object
 	sizes []int
 	next  int
-	// strs, nums and vals back the interface values of strings, numbers
-	// and array elements, a chunk at a time.
-	strs []string
-	nums []plugins.Number
+	// box backs the interface values of strings and numbers, vals the
+	// elements of arrays, a chunk at a time.
+	box  plugins.Boxer
 	vals []any
 	dp   plugins.DocParser
 }
@@ -300,10 +298,10 @@ func (r *binReader) value(b []byte) (any, int, error) {
 		return true, 1, nil
 	case binString:
 		n, k := uvarint(b[1:])
-		return r.boxString(aliasString(b[1+k : 1+k+int(n)])), 1 + k + int(n), nil
+		return r.box.String(aliasString(b[1+k : 1+k+int(n)])), 1 + k + int(n), nil
 	case binNumber:
 		n, k := uvarint(b[1:])
-		return r.boxNumber(plugins.Number(aliasString(b[1+k : 1+k+int(n)]))), 1 + k + int(n), nil
+		return r.box.Number(plugins.Number(aliasString(b[1+k : 1+k+int(n)]))), 1 + k + int(n), nil
 	case binJSON:
 		n := int(binary.LittleEndian.Uint32(b[1:]))
 		v, err := parseValue(&r.dp, b[5:5+n])
@@ -387,54 +385,12 @@ func (r *binReader) prepare(b []byte) error {
 
 // decode decodes a prepared document.
 func (r *binReader) decode(b []byte) (*plugins.Object, error) {
+	if r.box.Chunk == 0 {
+		r.box.Chunk = 512 // a part's documents share the chunks
+	}
 	v, _, err := r.value(b)
 	if err != nil {
 		return nil, err
 	}
 	return v.(*plugins.Object), nil
-}
-
-// Boxing a string into an interface value allocates its header; as the
-// JSON parser does (plugins/box.go), the reader keeps the headers in
-// chunks and makes interface values pointing into them. This is sound
-// because an interface's data is never written through: the chunk element
-// is written once, before the interface is made, and the chunk lives as
-// long as any interface points into it.
-
-type eface struct {
-	typ  unsafe.Pointer
-	data unsafe.Pointer
-}
-
-func typeOf(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
-
-var (
-	stringType = typeOf("")
-	numberType = typeOf(plugins.Number(""))
-)
-
-const boxChunk = 512
-
-func (r *binReader) boxString(s string) any {
-	if len(r.strs) == cap(r.strs) {
-		r.strs = make([]string, 0, boxChunk)
-	}
-	r.strs = append(r.strs, s)
-	var v any
-	e := (*eface)(unsafe.Pointer(&v))
-	e.typ = stringType
-	e.data = unsafe.Pointer(&r.strs[len(r.strs)-1])
-	return v
-}
-
-func (r *binReader) boxNumber(n plugins.Number) any {
-	if len(r.nums) == cap(r.nums) {
-		r.nums = make([]plugins.Number, 0, boxChunk/4)
-	}
-	r.nums = append(r.nums, n)
-	var v any
-	e := (*eface)(unsafe.Pointer(&v))
-	e.typ = numberType
-	e.data = unsafe.Pointer(&r.nums[len(r.nums)-1])
-	return v
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 // Config is shared by the test components.
@@ -132,7 +133,7 @@ func (s *source) Run(ctx context.Context, from plugins.Checkpoint, emit plugins.
 		n := min(s.cfg.BatchSize, s.cfg.Count-next)
 		events := make([]*plugins.Event, n)
 		for i := range events {
-			events[i] = Event(next+i, 0)
+			events[i] = plugintest.Event(next+i, 0)
 		}
 		next += n
 		if err := emit(ctx, plugins.Batch{Events: events, Checkpoint: plugins.Checkpoint(strconv.Itoa(next))}); err != nil {
@@ -197,26 +198,4 @@ func (o *output) Write(_ context.Context, events []*plugins.Event) error {
 		return err
 	}
 	return f.Close()
-}
-
-// Event returns test event n, about size bytes of JSON (at least ~250).
-func Event(n, size int) *plugins.Event {
-	id := "ev-" + strconv.Itoa(n)
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Millisecond)
-	o := plugins.NewObject(8)
-	o.SetKey("@timestamp", ts.Format("2006-01-02T15:04:05.000Z"))
-	ev := plugins.NewObject(4)
-	ev.SetKey("id", id)
-	ev.SetKey("dataset", "test")
-	ev.SetKey("sequence", n)
-	ev.SetKey("action", "login")
-	o.SetKey("event", ev)
-	src := plugins.NewObject(1)
-	src.SetKey("ip", "203.0.113."+strconv.Itoa(n%250+1))
-	o.SetKey("source", src)
-	user := plugins.NewObject(1)
-	user.SetKey("email", "user"+strconv.Itoa(n%97)+"@example.com")
-	o.SetKey("user", user)
-	o.SetKey("message", strings.Repeat("x", max(0, size-190)))
-	return &plugins.Event{Fields: o, Meta: plugins.Meta{Source: "test", Dataset: "test", ID: id, Time: ts}}
 }
