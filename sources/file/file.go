@@ -287,6 +287,7 @@ func (r *reader) readFile(ctx context.Context, path string, holdTail bool) error
 	if !holdTail {
 		r.s.files.Inc()
 	}
+	r.s.set.Logger.Debug("file read", "file", path, "from_offset", offset, "to_offset", r.pos.Offset)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -415,5 +416,28 @@ func TestReleasedBatchMemoryIsReused(t *testing.T) {
 	check(held)
 	if len(slabs) > 10 {
 		t.Errorf("%d distinct batch memories for 20 batches released at once: not reused", len(slabs))
+	}
+}
+
+// TestDebugLogNamesEveryFile: at debug level every file read is logged
+// with the offsets read, the last one being the file's size.
+func TestDebugLogNamesEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	content := ncpLine(1) + "\n" + ncpLine(2) + "\n"
+	writeFile(t, filepath.Join(dir, "a.ndjson"), content)
+	var logs strings.Builder
+	set := plugins.NopSettings("replay")
+	set.Once, set.Now = true, func() time.Time { return fixedNow }
+	set.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := newSource(set, cfgFor(dir, DatasetNCP, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(context.Background(), nil, (&collector{}).emit); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`msg="file read" file=%s from_offset=0 to_offset=%d`, filepath.Join(dir, "a.ndjson"), len(content))
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("debug log lacks %q:\n%s", want, logs.String())
 	}
 }

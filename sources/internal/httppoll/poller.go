@@ -323,6 +323,7 @@ func (p *Poller) fetch(ctx context.Context, f Fetcher, j *job, pl *planner) {
 	defer pl.firstOnce.Do(func() { close(pl.first) })
 	var buf []*plugins.Event
 	total, pages := 0, 0
+	began := time.Now()
 	send := func(pc piece) bool {
 		select {
 		case j.out <- pc:
@@ -347,6 +348,7 @@ func (p *Poller) fetch(ctx context.Context, f Fetcher, j *job, pl *planner) {
 	case err == nil:
 		pl.observe(j.w, total)
 		p.m.windows.Inc()
+		p.log.Debug("window fetched", "window", j.w.String(), "pages", pages, "events", total, "took", time.Since(began).String())
 		send(piece{events: buf, final: true})
 	case ctx.Err() != nil:
 		send(piece{err: ctx.Err()})

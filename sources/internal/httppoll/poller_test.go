@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -713,5 +714,45 @@ func TestCancelledWindowStopsLaterWindows(t *testing.T) {
 				t.Fatalf("run %d: a checkpoint advanced to %v although window 1 never finished (emitted ends %v)", run, e, ends)
 			}
 		}
+	}
+}
+
+// TestDebugLogNamesEveryWindow: at debug level every fetched window is
+// logged with its pages and events; the events add up to the backfill.
+func TestDebugLogNamesEveryWindow(t *testing.T) {
+	api := newFakeAPI(t)
+	clk := &clock{}
+	clk.set(t0)
+	items := randomItems(rand.New(rand.NewPCG(7, 7)), 1200, t0.Add(-3*24*time.Hour), t0)
+	api.add(items...)
+	var logs strings.Builder
+	set := plugins.NopSettings("test")
+	set.Now, set.Once, set.DataDir = clk.now, true, t.TempDir()
+	set.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := New(set, Config{Concurrency: 1, Lookback: 4 * 24 * time.Hour, TargetEvents: 300, MaxBatch: 250, RateLimit: 10000,
+		Retry: RetryConfig{MaxRetries: -1, Initial: time.Millisecond, Max: 5 * time.Millisecond, AuthInitial: 10 * time.Millisecond, AuthMax: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sink
+	if err := p.Run(context.Background(), fakeFetcher(p, api.srv.URL), nil, s.emit); err != nil {
+		t.Fatal(err)
+	}
+	windows, events := 0, 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, `msg="window fetched"`) {
+			continue
+		}
+		windows++
+		var n int
+		if i := strings.Index(line, " events="); i < 0 || !strings.Contains(line, " pages=") {
+			t.Fatalf("window line without pages or events: %s", line)
+		} else if _, err := fmt.Sscanf(line[i:], " events=%d", &n); err != nil {
+			t.Fatal(err)
+		}
+		events += n
+	}
+	if windows == 0 || events != len(items) {
+		t.Fatalf("%d windows logged with %d events, want the %d of the backfill:\n%s", windows, events, len(items), logs.String())
 	}
 }

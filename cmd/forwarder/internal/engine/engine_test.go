@@ -834,3 +834,54 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// lockedBuffer is an io.Writer for a logger written from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDebugLogsFollowBatches: at debug level an operator sees every
+// written batch (with its output, size and time) and every saved
+// checkpoint; at info level, neither.
+func TestDebugLogsFollowBatches(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  bool
+	}{{slog.LevelDebug, true}, {slog.LevelInfo, false}} {
+		var logs lockedBuffer
+		cfg := pipeline(t, t.TempDir(),
+			node{name: "src", kind: plugins.KindSource, comp: &scriptSource{batches: 3, size: 4}},
+			node{name: "out", kind: plugins.KindOutput, comp: newScriptOutput(), inputs: []string{"src"}},
+		)
+		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
+		e, err := New(context.Background(), cfg, Options{Logger: logger, Store: checkpoint.NewMemStore(), Once: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		out := logs.String()
+		written := strings.Count(out, `msg="batch written" component_id=out events=4`)
+		saved := strings.Contains(out, `msg="checkpoint saved" component_id=src`)
+		if tc.want && (written != 3 || !saved) {
+			t.Errorf("debug: %d \"batch written\" lines (want 3), checkpoint saved logged: %v\n%s", written, saved, out)
+		}
+		if !tc.want && (written != 0 || saved) {
+			t.Errorf("info level shows debug lines:\n%s", out)
+		}
+	}
+}

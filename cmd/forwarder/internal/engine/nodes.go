@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,6 +199,7 @@ func (n *sourceNode) flushCommit(ctx context.Context) error {
 	}
 	n.e.health.set(n.id, "checkpoint", nil)
 	n.lastCommit.Store(n.e.opts.Now().UnixNano())
+	n.e.log.Debug("checkpoint saved", "component_id", n.id, "bytes", len(cp))
 	n.e.m.checkpoints.WithLabelValues(n.id).Inc()
 	n.committed(ctx, cp)
 	return nil
@@ -402,9 +404,13 @@ func (n *outputNode) deliver(ctx context.Context, it item) bool {
 	events := it.events
 	for attempt := 0; ; attempt++ {
 		wctx, cancel := context.WithTimeout(ctx, n.d.Timeout)
+		began := time.Now()
 		err := n.out.Write(wctx, events)
 		cancel()
 		if err == nil {
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.Debug("batch written", "events", len(events), "took", time.Since(began).String(), "attempt", attempt+1)
+			}
 			n.accepted.Add(float64(len(events)))
 			n.e.health.set(n.id, "engine", nil)
 			return true
