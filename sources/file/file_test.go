@@ -414,7 +414,9 @@ func TestReleasedBatchMemoryIsReused(t *testing.T) {
 		t.Fatalf("%d batches, want 20", n)
 	}
 	check(held)
-	if len(slabs) > 10 {
+	// sync.Pool may drop what it is given (the race detector makes it drop
+	// a quarter on purpose), so only ask for some reuse.
+	if len(slabs) >= 16 {
 		t.Errorf("%d distinct batch memories for 20 batches released at once: not reused", len(slabs))
 	}
 }
