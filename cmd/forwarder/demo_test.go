@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -161,29 +160,23 @@ func forwarderCmd(secret string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &stderr
 }
 
-// historyIDs counts each historyId in the output file.
+// historyIDs counts each historyId in the output file (none yet when it
+// does not exist).
 func historyIDs(t *testing.T, path string) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return ids
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	eachLine(t, path, func(line string) {
 		var doc struct {
 			HistoryID string `json:"historyId"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
-			continue // a torn tail after SIGKILL is repaired on restart
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			return // a torn tail after SIGKILL is repaired on restart
 		}
 		ids[doc.HistoryID]++
-	}
+	})
 	return ids
 }
 

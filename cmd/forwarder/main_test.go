@@ -54,28 +54,39 @@ func readIDs(t *testing.T, paths ...string) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
 	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 4<<20), 4<<20)
 		line := 0
-		for sc.Scan() {
+		eachLine(t, p, func(text string) {
 			line++
 			var doc struct {
 				Event struct {
 					ID string `json:"id"`
 				} `json:"event"`
 			}
-			if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
+			if err := json.Unmarshal([]byte(text), &doc); err != nil {
 				t.Fatalf("%s:%d: invalid JSON line: %v", p, line, err)
 			}
 			ids[doc.Event.ID]++
-		}
-		_ = f.Close()
+		})
 	}
 	return ids
+}
+
+// eachLine calls fn with every line of the file at path.
+func eachLine(t *testing.T, path string, fn func(string)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 4<<20), 4<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
 
 func init() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -93,22 +92,5 @@ outputs:
 	})
 	if len(seen) != 2*n {
 		t.Fatalf("%d distinct documents in the two outputs, want %d", len(seen), 2*n)
-	}
-}
-
-func eachLine(t *testing.T, path string, fn func(string)) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		fn(sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 }
