@@ -62,6 +62,7 @@ type KafkaStore struct {
 
 	readMu  sync.Mutex
 	reader  *kgo.Client
+	poll    func(context.Context) kgo.Fetches // reader.PollFetches; tests inject faults
 	table   map[string][]byte
 	pos     map[int32]int64 // next offset to read per partition
 	tableMu sync.Mutex      // guards table for Peek
@@ -114,6 +115,7 @@ func OpenKafka(ctx context.Context, opts KafkaOptions) (*KafkaStore, error) {
 		return nil, fmt.Errorf("kafka checkpoint store: %w", err)
 	}
 	s.reader = reader
+	s.poll = reader.PollFetches
 	return s, nil
 }
 
@@ -248,6 +250,12 @@ func (s *KafkaStore) Peek(key string) []byte {
 
 // refresh reads the topic until every partition reaches the last stable
 // offset it had when refresh began.
+//
+// Only a poll that waited its whole interval and got nothing counts as
+// evidence of being at the end. The client also hands back transient
+// errors (a timed-out metadata or offset request while the broker is busy),
+// and those return at once: taking them for "nothing more to read" let a
+// new owner load an empty table and resume from scratch.
 func (s *KafkaStore) refresh(ctx context.Context) error {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
@@ -266,9 +274,12 @@ func (s *KafkaStore) refresh(ctx context.Context) error {
 		return false
 	}
 	idle := 0
+	var transient error
+	deadline := time.Now().Add(refreshPatience)
 	for behind() {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fetches := s.reader.PollFetches(pctx)
+		fetches := s.poll(pctx)
+		waited := pctx.Err() != nil
 		cancel()
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafka checkpoint store: reading %s: %w", s.opts.Topic, ctx.Err())
@@ -276,7 +287,12 @@ func (s *KafkaStore) refresh(ctx context.Context) error {
 		n := 0
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && ferr == nil {
+			switch {
+			case waited && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
+				// our own poll interval ended
+			case errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err):
+				transient = err
+			case ferr == nil:
 				ferr = err
 			}
 		})
@@ -299,18 +315,32 @@ func (s *KafkaStore) refresh(ctx context.Context) error {
 			s.table[string(r.Key)] = r.Value
 		})
 		s.tableMu.Unlock()
-		if n > 0 {
+		switch {
+		case n > 0:
 			idle = 0
-			continue
-		}
-		// Compaction can remove the records just below the end; a reader
-		// that the broker answers with nothing several times is at the end.
-		if idle++; idle >= 3 {
-			break
+		case !waited:
+			// An early return without records: retry, within patience.
+			if time.Now().After(deadline) {
+				return fmt.Errorf("kafka checkpoint store: reading %s: still behind its last stable offset after %v: %w", s.opts.Topic, refreshPatience, transient)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("kafka checkpoint store: reading %s: %w", s.opts.Topic, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		default:
+			// Compaction can remove the records just below the end; a
+			// reader that waits three full intervals for nothing is there.
+			if idle++; idle >= 3 {
+				return nil
+			}
 		}
 	}
 	return nil
 }
+
+// refreshPatience bounds how long refresh retries transient read errors.
+const refreshPatience = 30 * time.Second
 
 // listEnds returns the last stable offsets of the state topic, retrying
 // the errors a just-created topic gives while its metadata spreads.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditforwarder/forwarder/plugins/kafkaconfig/kafkatest"
@@ -93,6 +94,52 @@ func TestKafkaStoreRoundTripAndCompactedTopic(t *testing.T) {
 	}
 	if policy != "compact" {
 		t.Fatalf("cleanup.policy = %q, want compact", policy)
+	}
+}
+
+// A busy broker makes the client return transient errors at once (a
+// timed-out metadata or offset request). They must not be taken for "read
+// to the end": a new owner would load nothing and resume from scratch.
+func TestKafkaStoreLoadRidesOutTransientReadErrors(t *testing.T) {
+	brokers := testBrokers(t)
+	topic, group := uniqueName("cp-state"), uniqueName("g")
+	deleteTopic(t, brokers, topic)
+	ctx := context.Background()
+
+	a := openTestStore(t, brokers, group, topic)
+	if _, err := a.Load(ctx, "ncp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Save(ctx, "ncp", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, fault := range []error{context.DeadlineExceeded, kerr.RequestTimedOut, kerr.NotLeaderForPartition} {
+		b := openTestStore(t, brokers, group+"-b", topic)
+		injected := 0
+		poll := b.poll
+		b.poll = func(ctx context.Context) kgo.Fetches {
+			if injected < 6 {
+				injected++
+				return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: topic,
+					Partitions: []kgo.FetchPartition{{Partition: 0, Err: fmt.Errorf("metadata refresh: %w", fault)}}}}}}
+			}
+			return poll(ctx)
+		}
+		if cp, err := b.Load(ctx, "ncp"); err != nil || string(cp) != "v1" {
+			t.Fatalf("%v: load after %d transient errors: %q %v", fault, injected, cp, err)
+		}
+	}
+
+	// A real failure still ends the load, with the topic and the cause.
+	c := openTestStore(t, brokers, group+"-c", topic)
+	c.poll = func(context.Context) kgo.Fetches {
+		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: topic,
+			Partitions: []kgo.FetchPartition{{Partition: 0, Err: kerr.TopicAuthorizationFailed}}}}}}
+	}
+	_, err := c.Load(ctx, "ncp")
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) || !strings.Contains(err.Error(), topic) {
+		t.Fatalf("load with a fatal read error: %v", err)
 	}
 }
 
