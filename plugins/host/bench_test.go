@@ -2,7 +2,9 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +47,7 @@ func benchTransforms(b *testing.B, fn func(b *testing.B, tr plugins.Transform, p
 		if err != nil {
 			b.Fatal(err)
 		}
-		fn(b, c.(plugins.Transform), c.(*remoteTransform).Pid())
+		fn(b, c.(plugins.Transform), c.(remoteTr).Pid())
 	})
 }
 
@@ -131,7 +133,8 @@ func BenchmarkTransform(b *testing.B) {
 // BenchmarkPipeline runs a pipeline around the transform: a source stage
 // making batches of 500 1 KB events, the transform, and an output stage
 // encoding every event to JSON, connected by bounded queues as in the
-// engine.
+// engine. The transform stage is the engine's too: a ParallelTransform (in
+// process or remote) gets GOMAXPROCS workers and keeps the batches' order.
 func BenchmarkPipeline(b *testing.B) {
 	benchTransforms(b, func(b *testing.B, tr plugins.Transform, pid int) {
 		ctx := context.Background()
@@ -157,16 +160,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			close(toTransform)
 		}()
-		go func() {
-			for events := range toTransform {
-				out, err := tr.Process(ctx, events)
-				if err != nil || len(out) != benchBatch {
-					panic(err)
-				}
-				toOutput <- out
-			}
-			close(toOutput)
-		}()
+		go transformStage(ctx, tr, toTransform, toOutput)
 		go func() {
 			var buf []byte
 			for events := range toOutput {
@@ -180,4 +174,51 @@ func BenchmarkPipeline(b *testing.B) {
 		<-done
 		clock.report(b, b.N*benchBatch)
 	})
+}
+
+// transformStage runs tr over the batches of in and sends the results to
+// out in order, as the engine's transform node does: one batch at a time,
+// or for a ParallelTransform on GOMAXPROCS forks at once.
+func transformStage(ctx context.Context, tr plugins.Transform, in <-chan []*plugins.Event, out chan<- []*plugins.Event) {
+	defer close(out)
+	check := func(evs []*plugins.Event, err error) []*plugins.Event {
+		if err != nil || len(evs) != benchBatch {
+			panic(fmt.Sprintf("transform: %d events, %v", len(evs), err))
+		}
+		return evs
+	}
+	pt, ok := tr.(plugins.ParallelTransform)
+	if !ok || runtime.GOMAXPROCS(0) == 1 {
+		for events := range in {
+			out <- check(tr.Process(ctx, events))
+		}
+		return
+	}
+	type job struct {
+		events []*plugins.Event
+		done   chan []*plugins.Event
+	}
+	workers := runtime.GOMAXPROCS(0)
+	jobs := make(chan job)
+	inOrder := make(chan job, workers)
+	for range workers {
+		process := pt.Fork()
+		go func() {
+			for j := range jobs {
+				j.done <- check(process(ctx, j.events))
+			}
+		}()
+	}
+	go func() {
+		for events := range in {
+			j := job{events, make(chan []*plugins.Event, 1)}
+			inOrder <- j
+			jobs <- j
+		}
+		close(jobs)
+		close(inOrder)
+	}()
+	for j := range inOrder {
+		out <- <-j.done
+	}
 }

@@ -19,6 +19,15 @@ func (r *remote) Close(ctx context.Context) error { return r.s.Close(ctx) }
 // (0 while it restarts).
 func (r *remote) Pid() int { return r.s.pid() }
 
+// sharedMemory reports whether batches cross in memory shared with the
+// plugin process now serving the component.
+func (r *remote) sharedMemory() bool {
+	r.s.mu.Lock()
+	h := r.s.cur
+	r.s.mu.Unlock()
+	return h != nil && h.proc.rpc.SharedMemory()
+}
+
 type remoteSource struct{ remote }
 
 var _ plugins.Source = (*remoteSource)(nil)
@@ -80,6 +89,18 @@ func (t *remoteTransform) Process(ctx context.Context, events []*plugins.Event) 
 	}
 }
 
+// remoteParallelTransform is a remote transform whose plugin side is a
+// plugins.ParallelTransform: the engine's workers each keep a Process
+// call in flight, so the host encodes one batch while the plugin works on
+// another, and the plugin runs each call on a fork of its own.
+type remoteParallelTransform struct{ remoteTransform }
+
+var _ plugins.ParallelTransform = (*remoteParallelTransform)(nil)
+
+// Fork implements plugins.ParallelTransform. Process keeps no state
+// between calls, so every fork is Process itself.
+func (t *remoteParallelTransform) Fork() plugins.ProcessFunc { return t.Process }
+
 type remoteOutput struct{ remote }
 
 var _ plugins.Output = (*remoteOutput)(nil)
@@ -113,6 +134,15 @@ func newRemote(ctx context.Context, sp spec) (plugins.Component, error) {
 	case plugins.KindSource:
 		return &remoteSource{remote{s}}, nil
 	case plugins.KindTransform:
+		// Whether the plugin's transform is parallel is learnt from its
+		// first instance; a restarted process of another build that is not
+		// simply serializes the calls again.
+		s.mu.Lock()
+		h := s.cur
+		s.mu.Unlock()
+		if h != nil && h.proc.rpc.Parallel(h.id) {
+			return &remoteParallelTransform{remoteTransform{remote{s}}}, nil
+		}
 		return &remoteTransform{remote{s}}, nil
 	case plugins.KindOutput:
 		return &remoteOutput{remote{s}}, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -331,9 +332,18 @@ func TestRunByHandPrintsUsage(t *testing.T) {
 func TestLifecycleAndLogs(t *testing.T) {
 	set, logs, st := settings(t, "life")
 	c := create(t, plugins.KindTransform, map[string]any{"status": "degraded: backend slow"}, set)
-	pid := c.(*remoteTransform).Pid()
+	pid := c.(remoteTr).Pid()
 	if pid == 0 {
 		t.Fatal("no pid")
+	}
+	// The plugin's transform is a ParallelTransform: so is its remote side,
+	// and the engine keeps several batches in flight to it.
+	if _, ok := c.(plugins.ParallelTransform); !ok {
+		t.Fatalf("remote transform %T is not a plugins.ParallelTransform", c)
+	}
+	// On Linux the batches cross in memory shared with the process.
+	if got := c.(interface{ sharedMemory() bool }).sharedMemory(); got != (runtime.GOOS == "linux") {
+		t.Fatalf("shared memory: %v on %s", got, runtime.GOOS)
 	}
 	if err := c.Start(ctxT(t)); err != nil {
 		t.Fatal(err)

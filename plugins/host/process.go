@@ -65,6 +65,8 @@ type process struct {
 	// socket is the plugin's unix socket, removed after the process ends
 	// (a crashed plugin cannot remove it itself).
 	socket string
+	// shared is the memory region shared with the process, or nil.
+	shared *rpc.Region
 }
 
 // launch starts a plugin binary and completes the handshake.
@@ -92,6 +94,15 @@ func launch(cfg launchConfig) (*process, error) {
 	cmd := exec.Command(path)
 	cmd.Env = pluginEnv(level)
 	setProcAttr(cmd)
+	// Batches cross in memory shared with the process when both sides can
+	// (rpc.FEATURE_SHARED_MEMORY); without a region they cross the socket.
+	shared, err := rpc.NewRegion(rpc.DefaultSharedSize)
+	if err == nil {
+		cmd.ExtraFiles = []*os.File{shared.File()}
+		cmd.Env = append(cmd.Env, shared.Env(3)) // ExtraFiles[0] is descriptor 3
+	} else {
+		cfg.logger.Debug("plugin batches cross the socket", "reason", err)
+	}
 	logs := newPluginLog(cfg.logger, path)
 	var secure *plugin.SecureConfig
 	if cfg.sha256 != nil {
@@ -115,6 +126,10 @@ func launch(cfg launchConfig) (*process, error) {
 	}
 	client := plugin.NewClient(ccfg)
 	addr, err := client.Start()
+	if shared != nil {
+		// The process has its own descriptor now, or failed to start.
+		shared.CloseFile()
+	}
 	var cp plugin.ClientProtocol
 	if err == nil {
 		// Dial the plugin's socket ourselves, to size its buffers (see
@@ -125,6 +140,7 @@ func launch(cfg launchConfig) (*process, error) {
 	}
 	if err != nil {
 		client.Kill()
+		shared.Close()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return nil, checksumError(path, cfg.sha256)
 		}
@@ -142,14 +158,19 @@ func launch(cfg launchConfig) (*process, error) {
 	raw, err := cp.Dispense(rpc.PluginName)
 	if err != nil {
 		client.Kill()
+		shared.Close()
 		return nil, fmt.Errorf("plugin %s: %w", cfg.path, err)
 	}
 	rc, ok := raw.(*rpc.Client)
 	if !ok {
 		client.Kill()
+		shared.Close()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", cfg.path, raw)
 	}
-	p := &process{client: client, rpc: rc, logs: logs}
+	if shared != nil {
+		rc.UseShared(shared)
+	}
+	p := &process{client: client, rpc: rc, logs: logs, shared: shared}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 		if rc.Addr != nil && rc.Addr.Network() == "unix" {
@@ -166,6 +187,7 @@ func (p *process) kill() {
 	if p.socket != "" {
 		_ = os.Remove(p.socket)
 	}
+	p.shared.Close()
 }
 
 func (p *process) exited() bool { return p.client.Exited() }

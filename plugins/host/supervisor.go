@@ -113,6 +113,8 @@ func (s *supervisor) spawn(ctx context.Context, start bool) (*handle, error) {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 	}
+	s.log.Debug("plugin instance created", "pid", p.pid, "shared_memory", p.rpc.SharedMemory(),
+		"parallel", p.rpc.Parallel(id))
 	hctx, cancel := context.WithCancel(context.Background())
 	return &handle{proc: p, id: id, ctx: hctx, cancel: cancel}, nil
 }

@@ -15,6 +15,12 @@ import (
 	"github.com/auditforwarder/forwarder/plugins/rpc"
 )
 
+// remoteTr is a remote transform, serial or parallel, with its plugin's pid.
+type remoteTr interface {
+	plugins.Transform
+	Pid() int
+}
+
 func crashFile(t *testing.T) string {
 	f := filepath.Join(t.TempDir(), "crash")
 	if err := os.WriteFile(f, nil, 0o600); err != nil {
@@ -26,7 +32,7 @@ func crashFile(t *testing.T) string {
 func TestTransformCrashIsRetried(t *testing.T) {
 	set, logs, _ := settings(t, "enrich")
 	crash := crashFile(t)
-	tr := create(t, plugins.KindTransform, map[string]any{"crash_once_file": crash, "label": "ok"}, set).(*remoteTransform)
+	tr := create(t, plugins.KindTransform, map[string]any{"crash_once_file": crash, "label": "ok"}, set).(remoteTr)
 	if err := tr.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +70,7 @@ func TestTransformCrashIsRetried(t *testing.T) {
 
 func TestPoisonBatchBecomesPermanent(t *testing.T) {
 	set, logs, st := settings(t, "poison")
-	tr := create(t, plugins.KindTransform, nil, set).(*remoteTransform)
+	tr := create(t, plugins.KindTransform, nil, set).(remoteTr)
 	if err := tr.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +166,7 @@ func TestOutputCrashIsRetriable(t *testing.T) {
 
 func TestKilledIdlePluginIsRestarted(t *testing.T) {
 	set, logs, _ := settings(t, "idle")
-	tr := create(t, plugins.KindTransform, nil, set).(*remoteTransform)
+	tr := create(t, plugins.KindTransform, nil, set).(remoteTr)
 	if err := tr.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -48,6 +49,51 @@ type Client struct {
 	// the plugin answered with, learnt at Create.
 	offer    uint32
 	features atomic.Uint32
+	// parallel holds the instances that are ParallelTransforms.
+	parallel sync.Map // uint64 → struct{}
+	// shared is the region shared with the plugin process, or nil.
+	shared *Region
+}
+
+// UseShared offers the plugin the region r, which its process inherited
+// (FEATURE_SHARED_MEMORY); call it before Create. Requests whose parts
+// fit in r then carry them there.
+func (c *Client) UseShared(r *Region) {
+	c.shared = r
+	c.offer |= FeatureShared
+}
+
+// SharedMemory reports whether batches may cross in the shared region:
+// this host offered one (UseShared) and the plugin mapped it.
+func (c *Client) SharedMemory() bool {
+	return c.shared != nil && c.features.Load()&FeatureShared != 0
+}
+
+// placeParts puts a request's parts in the shared region when the plugin
+// takes them there and they fit; otherwise sp is nil and they go in the
+// message. done gives the room back: answered says the plugin answered,
+// so it is done reading; after a failed call it may not be, and the room
+// is never reused.
+func (c *Client) placeParts(data [][]byte) (sp *SharedParts, done func(answered bool)) {
+	r := c.shared
+	if !c.SharedMemory() {
+		return nil, func(bool) {}
+	}
+	total := 0
+	for _, p := range data {
+		total += len(p)
+	}
+	off, mem, ok := r.alloc(total)
+	if !ok {
+		return nil, func(bool) {}
+	}
+	sp = &SharedParts{Offset: uint64(off), Sizes: make([]uint32, len(data))}
+	at := 0
+	for i, p := range data {
+		at += copy(mem[at:], p)
+		sp.Sizes[i] = uint32(len(p))
+	}
+	return sp, func(answered bool) { r.release(off, total, answered) }
 }
 
 // NewClient returns a Client over conn. done (may be nil) ends when the
@@ -131,7 +177,17 @@ func (c *Client) Create(ctx context.Context, kind plugins.Kind, typ string, conf
 	// A plugin built before features existed answers none: it gets the
 	// original encoding.
 	c.features.Store(resp.Features & c.offer)
+	if resp.Parallel {
+		c.parallel.Store(resp.Instance, struct{}{})
+	}
 	return resp.Instance, nil
+}
+
+// Parallel reports whether instance inst is a transform that takes
+// several Process calls at once (CreateResponse.parallel).
+func (c *Client) Parallel(inst uint64) bool {
+	_, ok := c.parallel.Load(inst)
+	return ok
 }
 
 // Start starts an instance.
@@ -420,7 +476,13 @@ func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugi
 	for _, req := range groupParts(parts) {
 		last := req[len(req)-1]
 		in := events[req[0].idx[0] : last.idx[len(last.idx)-1]+1]
-		resp, err := c.tr.Process(ctx, &ProcessRequest{Instance: inst, Packed: partData(req)})
+		preq := &ProcessRequest{Instance: inst}
+		sp, done := c.placeParts(partData(req))
+		if preq.Shared = sp; sp == nil {
+			preq.Packed = partData(req)
+		}
+		resp, err := c.tr.Process(ctx, preq)
+		done(err == nil)
 		if err != nil {
 			bufs.abandon()
 			return nil, c.transportErr(ctx, "Process", err)
@@ -441,8 +503,18 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 	defer bufs.release()
 	parts, tooBig := packEvents(events, &bufs, binaryDocs(c.features.Load()))
 	reqs := groupParts(parts)
+	write := func(req []packedPart) (*WriteResponse, error) {
+		wreq := &WriteRequest{Instance: inst}
+		sp, done := c.placeParts(partData(req))
+		if wreq.Shared = sp; sp == nil {
+			wreq.Packed = partData(req)
+		}
+		resp, err := c.out.Write(ctx, wreq)
+		done(err == nil)
+		return resp, err
+	}
 	if len(reqs) == 1 && len(tooBig) == 0 {
-		resp, err := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(reqs[0])})
+		resp, err := write(reqs[0])
 		if err != nil {
 			bufs.abandon()
 			return c.transportErr(ctx, "Write", err)
@@ -455,7 +527,7 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 		for _, p := range req {
 			idx = append(idx, p.idx...)
 		}
-		resp, rerr := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: partData(req)})
+		resp, rerr := write(req)
 		if rerr != nil {
 			bufs.abandon()
 			// The transport failed (a crash): the whole batch is retried,

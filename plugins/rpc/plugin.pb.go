@@ -105,6 +105,14 @@ const (
 	// of JSON: cheaper to write and to read than JSON text, which must be
 	// escaped and scanned byte by byte.
 	Feature_FEATURE_BINARY_DOCS Feature = 2
+	// FEATURE_SHARED_MEMORY: with FEATURE_PACKED_EVENTS, the host shares a
+	// memory region with the plugin process (a file descriptor the process
+	// inherits, named by the FORWARDER_PLUGIN_SHM variable as "fd:size"),
+	// and a request may carry its packed parts there (SharedParts) instead
+	// of in the message: the batch's bytes then cross no socket and no TLS.
+	// A plugin announces it only once it has mapped the region. The bytes
+	// are the plugin's to read until it answers the request, and no longer.
+	Feature_FEATURE_SHARED_MEMORY Feature = 4
 )
 
 // Enum value maps for Feature.
@@ -113,11 +121,13 @@ var (
 		0: "FEATURE_NONE",
 		1: "FEATURE_PACKED_EVENTS",
 		2: "FEATURE_BINARY_DOCS",
+		4: "FEATURE_SHARED_MEMORY",
 	}
 	Feature_value = map[string]int32{
 		"FEATURE_NONE":          0,
 		"FEATURE_PACKED_EVENTS": 1,
 		"FEATURE_BINARY_DOCS":   2,
+		"FEATURE_SHARED_MEMORY": 4,
 	}
 )
 
@@ -894,7 +904,12 @@ type CreateResponse struct {
 	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	Error    *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// features the plugin understands (a bit set of Feature values).
-	Features      uint32 `protobuf:"varint,3,opt,name=features,proto3" json:"features,omitempty"`
+	Features uint32 `protobuf:"varint,3,opt,name=features,proto3" json:"features,omitempty"`
+	// parallel: the instance is a transform whose work spreads over cores
+	// (a plugins.ParallelTransform). The host may then send several Process
+	// calls at once; each runs on a fork of the transform, as in process.
+	// Without it, the plugin runs one Process call of an instance at a time.
+	Parallel      bool `protobuf:"varint,4,opt,name=parallel,proto3" json:"parallel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -948,6 +963,13 @@ func (x *CreateResponse) GetFeatures() uint32 {
 		return x.Features
 	}
 	return 0
+}
+
+func (x *CreateResponse) GetParallel() bool {
+	if x != nil {
+		return x.Parallel
+	}
+	return false
 }
 
 type InstanceRequest struct {
@@ -1487,7 +1509,9 @@ type ProcessRequest struct {
 	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	Events   []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	// packed replaces events when the plugin announced FEATURE_PACKED_EVENTS.
-	Packed        [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
+	Packed [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
+	// shared replaces packed when the plugin announced FEATURE_SHARED_MEMORY.
+	Shared        *SharedParts `protobuf:"bytes,4,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1539,6 +1563,13 @@ func (x *ProcessRequest) GetEvents() []*Event {
 func (x *ProcessRequest) GetPacked() [][]byte {
 	if x != nil {
 		return x.Packed
+	}
+	return nil
+}
+
+func (x *ProcessRequest) GetShared() *SharedParts {
+	if x != nil {
+		return x.Shared
 	}
 	return nil
 }
@@ -1757,7 +1788,9 @@ type WriteRequest struct {
 	Instance uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	Events   []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
 	// packed replaces events when the plugin announced FEATURE_PACKED_EVENTS.
-	Packed        [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
+	Packed [][]byte `protobuf:"bytes,3,rep,name=packed,proto3" json:"packed,omitempty"`
+	// shared replaces packed when the plugin announced FEATURE_SHARED_MEMORY.
+	Shared        *SharedParts `protobuf:"bytes,4,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1813,6 +1846,68 @@ func (x *WriteRequest) GetPacked() [][]byte {
 	return nil
 }
 
+func (x *WriteRequest) GetShared() *SharedParts {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
+// SharedParts locates packed parts in the region shared with the host
+// (FEATURE_SHARED_MEMORY): they follow one another from offset, part i
+// being sizes[i] bytes, and mean what the same parts in packed would.
+type SharedParts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Sizes         []uint32               `protobuf:"varint,2,rep,packed,name=sizes,proto3" json:"sizes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedParts) Reset() {
+	*x = SharedParts{}
+	mi := &file_plugin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedParts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedParts) ProtoMessage() {}
+
+func (x *SharedParts) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedParts.ProtoReflect.Descriptor instead.
+func (*SharedParts) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SharedParts) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SharedParts) GetSizes() []uint32 {
+	if x != nil {
+		return x.Sizes
+	}
+	return nil
+}
+
 type WriteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1822,7 +1917,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1929,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1942,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WriteResponse) GetError() *Error {
@@ -1915,11 +2010,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\vconfig_json\x18\x03 \x01(\fR\n" +
 	"configJson\x129\n" +
 	"\bsettings\x18\x04 \x01(\v2\x1d.forwarder.plugin.v1.SettingsR\bsettings\x12\x1a\n" +
-	"\bfeatures\x18\x05 \x01(\rR\bfeatures\"z\n" +
+	"\bfeatures\x18\x05 \x01(\rR\bfeatures\"\x96\x01\n" +
 	"\x0eCreateResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\x12\x1a\n" +
-	"\bfeatures\x18\x03 \x01(\rR\bfeatures\"-\n" +
+	"\bfeatures\x18\x03 \x01(\rR\bfeatures\x12\x1a\n" +
+	"\bparallel\x18\x04 \x01(\bR\bparallel\"-\n" +
 	"\x0fInstanceRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\"A\n" +
 	"\rErrorResponse\x120\n" +
@@ -1954,11 +2050,12 @@ const file_plugin_proto_rawDesc = "" +
 	"checkpoint\x12\x16\n" +
 	"\x06packed\x18\x04 \x03(\fR\x06packed\";\n" +
 	"\aRunDone\x120\n" +
-	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"x\n" +
+	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\"\xb2\x01\n" +
 	"\x0eProcessRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x122\n" +
 	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\x12\x16\n" +
-	"\x06packed\x18\x03 \x03(\fR\x06packed\"\x99\x01\n" +
+	"\x06packed\x18\x03 \x03(\fR\x06packed\x128\n" +
+	"\x06shared\x18\x04 \x01(\v2 .forwarder.plugin.v1.SharedPartsR\x06shared\"\x99\x01\n" +
 	"\x0fProcessResponse\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.forwarder.plugin.v1.OutEventR\x06events\x120\n" +
 	"\x05error\x18\x02 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error\x12\x1d\n" +
@@ -1974,22 +2071,27 @@ const file_plugin_proto_rawDesc = "" +
 	"FieldPatch\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
 	"\x06delete\x18\x02 \x01(\bR\x06delete\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"v\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"\xb0\x01\n" +
 	"\fWriteRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x122\n" +
 	"\x06events\x18\x02 \x03(\v2\x1a.forwarder.plugin.v1.EventR\x06events\x12\x16\n" +
-	"\x06packed\x18\x03 \x03(\fR\x06packed\"A\n" +
+	"\x06packed\x18\x03 \x03(\fR\x06packed\x128\n" +
+	"\x06shared\x18\x04 \x01(\v2 .forwarder.plugin.v1.SharedPartsR\x06shared\";\n" +
+	"\vSharedParts\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x14\n" +
+	"\x05sizes\x18\x02 \x03(\rR\x05sizes\"A\n" +
 	"\rWriteResponse\x120\n" +
 	"\x05error\x18\x01 \x01(\v2\x1a.forwarder.plugin.v1.ErrorR\x05error*R\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_SOURCE\x10\x01\x12\x12\n" +
 	"\x0eKIND_TRANSFORM\x10\x02\x12\x0f\n" +
-	"\vKIND_OUTPUT\x10\x03*O\n" +
+	"\vKIND_OUTPUT\x10\x03*j\n" +
 	"\aFeature\x12\x10\n" +
 	"\fFEATURE_NONE\x10\x00\x12\x19\n" +
 	"\x15FEATURE_PACKED_EVENTS\x10\x01\x12\x17\n" +
-	"\x13FEATURE_BINARY_DOCS\x10\x022\x90\x04\n" +
+	"\x13FEATURE_BINARY_DOCS\x10\x02\x12\x19\n" +
+	"\x15FEATURE_SHARED_MEMORY\x10\x042\x90\x04\n" +
 	"\tComponent\x12W\n" +
 	"\bDescribe\x12$.forwarder.plugin.v1.DescribeRequest\x1a%.forwarder.plugin.v1.DescribeResponse\x12W\n" +
 	"\bValidate\x12$.forwarder.plugin.v1.ValidateRequest\x1a%.forwarder.plugin.v1.ValidateResponse\x12Q\n" +
@@ -2017,7 +2119,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_plugin_proto_goTypes = []any{
 	(Kind)(0),                // 0: forwarder.plugin.v1.Kind
 	(Feature)(0),             // 1: forwarder.plugin.v1.Feature
@@ -2048,7 +2150,8 @@ var file_plugin_proto_goTypes = []any{
 	(*OutEvent)(nil),         // 26: forwarder.plugin.v1.OutEvent
 	(*FieldPatch)(nil),       // 27: forwarder.plugin.v1.FieldPatch
 	(*WriteRequest)(nil),     // 28: forwarder.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),    // 29: forwarder.plugin.v1.WriteResponse
+	(*SharedParts)(nil),      // 29: forwarder.plugin.v1.SharedParts
+	(*WriteResponse)(nil),    // 30: forwarder.plugin.v1.WriteResponse
 }
 var file_plugin_proto_depIdxs = []int32{
 	3,  // 0: forwarder.plugin.v1.Error.field_errors:type_name -> forwarder.plugin.v1.FieldError
@@ -2070,35 +2173,37 @@ var file_plugin_proto_depIdxs = []int32{
 	5,  // 16: forwarder.plugin.v1.EmitBatch.events:type_name -> forwarder.plugin.v1.Event
 	2,  // 17: forwarder.plugin.v1.RunDone.error:type_name -> forwarder.plugin.v1.Error
 	5,  // 18: forwarder.plugin.v1.ProcessRequest.events:type_name -> forwarder.plugin.v1.Event
-	26, // 19: forwarder.plugin.v1.ProcessResponse.events:type_name -> forwarder.plugin.v1.OutEvent
-	2,  // 20: forwarder.plugin.v1.ProcessResponse.error:type_name -> forwarder.plugin.v1.Error
-	27, // 21: forwarder.plugin.v1.OutEvent.patches:type_name -> forwarder.plugin.v1.FieldPatch
-	6,  // 22: forwarder.plugin.v1.OutEvent.meta:type_name -> forwarder.plugin.v1.Meta
-	5,  // 23: forwarder.plugin.v1.WriteRequest.events:type_name -> forwarder.plugin.v1.Event
-	2,  // 24: forwarder.plugin.v1.WriteResponse.error:type_name -> forwarder.plugin.v1.Error
-	8,  // 25: forwarder.plugin.v1.Component.Describe:input_type -> forwarder.plugin.v1.DescribeRequest
-	10, // 26: forwarder.plugin.v1.Component.Validate:input_type -> forwarder.plugin.v1.ValidateRequest
-	13, // 27: forwarder.plugin.v1.Component.Create:input_type -> forwarder.plugin.v1.CreateRequest
-	15, // 28: forwarder.plugin.v1.Component.Start:input_type -> forwarder.plugin.v1.InstanceRequest
-	15, // 29: forwarder.plugin.v1.Component.Close:input_type -> forwarder.plugin.v1.InstanceRequest
-	15, // 30: forwarder.plugin.v1.Component.WatchStatus:input_type -> forwarder.plugin.v1.InstanceRequest
-	18, // 31: forwarder.plugin.v1.Source.Run:input_type -> forwarder.plugin.v1.RunRequest
-	24, // 32: forwarder.plugin.v1.Transform.Process:input_type -> forwarder.plugin.v1.ProcessRequest
-	28, // 33: forwarder.plugin.v1.Output.Write:input_type -> forwarder.plugin.v1.WriteRequest
-	9,  // 34: forwarder.plugin.v1.Component.Describe:output_type -> forwarder.plugin.v1.DescribeResponse
-	11, // 35: forwarder.plugin.v1.Component.Validate:output_type -> forwarder.plugin.v1.ValidateResponse
-	14, // 36: forwarder.plugin.v1.Component.Create:output_type -> forwarder.plugin.v1.CreateResponse
-	16, // 37: forwarder.plugin.v1.Component.Start:output_type -> forwarder.plugin.v1.ErrorResponse
-	16, // 38: forwarder.plugin.v1.Component.Close:output_type -> forwarder.plugin.v1.ErrorResponse
-	17, // 39: forwarder.plugin.v1.Component.WatchStatus:output_type -> forwarder.plugin.v1.StatusUpdate
-	21, // 40: forwarder.plugin.v1.Source.Run:output_type -> forwarder.plugin.v1.RunResponse
-	25, // 41: forwarder.plugin.v1.Transform.Process:output_type -> forwarder.plugin.v1.ProcessResponse
-	29, // 42: forwarder.plugin.v1.Output.Write:output_type -> forwarder.plugin.v1.WriteResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	29, // 19: forwarder.plugin.v1.ProcessRequest.shared:type_name -> forwarder.plugin.v1.SharedParts
+	26, // 20: forwarder.plugin.v1.ProcessResponse.events:type_name -> forwarder.plugin.v1.OutEvent
+	2,  // 21: forwarder.plugin.v1.ProcessResponse.error:type_name -> forwarder.plugin.v1.Error
+	27, // 22: forwarder.plugin.v1.OutEvent.patches:type_name -> forwarder.plugin.v1.FieldPatch
+	6,  // 23: forwarder.plugin.v1.OutEvent.meta:type_name -> forwarder.plugin.v1.Meta
+	5,  // 24: forwarder.plugin.v1.WriteRequest.events:type_name -> forwarder.plugin.v1.Event
+	29, // 25: forwarder.plugin.v1.WriteRequest.shared:type_name -> forwarder.plugin.v1.SharedParts
+	2,  // 26: forwarder.plugin.v1.WriteResponse.error:type_name -> forwarder.plugin.v1.Error
+	8,  // 27: forwarder.plugin.v1.Component.Describe:input_type -> forwarder.plugin.v1.DescribeRequest
+	10, // 28: forwarder.plugin.v1.Component.Validate:input_type -> forwarder.plugin.v1.ValidateRequest
+	13, // 29: forwarder.plugin.v1.Component.Create:input_type -> forwarder.plugin.v1.CreateRequest
+	15, // 30: forwarder.plugin.v1.Component.Start:input_type -> forwarder.plugin.v1.InstanceRequest
+	15, // 31: forwarder.plugin.v1.Component.Close:input_type -> forwarder.plugin.v1.InstanceRequest
+	15, // 32: forwarder.plugin.v1.Component.WatchStatus:input_type -> forwarder.plugin.v1.InstanceRequest
+	18, // 33: forwarder.plugin.v1.Source.Run:input_type -> forwarder.plugin.v1.RunRequest
+	24, // 34: forwarder.plugin.v1.Transform.Process:input_type -> forwarder.plugin.v1.ProcessRequest
+	28, // 35: forwarder.plugin.v1.Output.Write:input_type -> forwarder.plugin.v1.WriteRequest
+	9,  // 36: forwarder.plugin.v1.Component.Describe:output_type -> forwarder.plugin.v1.DescribeResponse
+	11, // 37: forwarder.plugin.v1.Component.Validate:output_type -> forwarder.plugin.v1.ValidateResponse
+	14, // 38: forwarder.plugin.v1.Component.Create:output_type -> forwarder.plugin.v1.CreateResponse
+	16, // 39: forwarder.plugin.v1.Component.Start:output_type -> forwarder.plugin.v1.ErrorResponse
+	16, // 40: forwarder.plugin.v1.Component.Close:output_type -> forwarder.plugin.v1.ErrorResponse
+	17, // 41: forwarder.plugin.v1.Component.WatchStatus:output_type -> forwarder.plugin.v1.StatusUpdate
+	21, // 42: forwarder.plugin.v1.Source.Run:output_type -> forwarder.plugin.v1.RunResponse
+	25, // 43: forwarder.plugin.v1.Transform.Process:output_type -> forwarder.plugin.v1.ProcessResponse
+	30, // 44: forwarder.plugin.v1.Output.Write:output_type -> forwarder.plugin.v1.WriteResponse
+	36, // [36:45] is the sub-list for method output_type
+	27, // [27:36] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2120,7 +2225,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

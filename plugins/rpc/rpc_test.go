@@ -29,7 +29,15 @@ func connect(t *testing.T, trFn func([]*plugins.Event) ([]*plugins.Event, error)
 func connectFeatures(t *testing.T, host, pluginSide uint32, trFn func([]*plugins.Event) ([]*plugins.Event, error), outErr func([]*plugins.Event) error, emitted *atomic.Int64) *harness {
 	t.Helper()
 	c := &created{}
-	srv, err := NewServer(testFactories(c, trFn, outErr, emitted), ServerConfig{})
+	h := connectFactories(t, host, pluginSide, testFactories(c, trFn, outErr, emitted), ServerConfig{})
+	h.created = c
+	return h
+}
+
+// connectFactories connects a host to a plugin serving factories.
+func connectFactories(t *testing.T, host, pluginSide uint32, factories []plugins.Factory, cfg ServerConfig) *harness {
+	t.Helper()
+	srv, err := NewServer(factories, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,7 @@ func connectFeatures(t *testing.T, host, pluginSide uint32, trFn func([]*plugins
 	}
 	client := raw.(*Client)
 	client.offer = host
-	return &harness{client: client, server: gs, created: c}
+	return &harness{client: client, server: gs}
 }
 
 func ctxT(t *testing.T) context.Context {

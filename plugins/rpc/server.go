@@ -21,6 +21,10 @@ type ServerConfig struct {
 	// Logger returns the logger of a new component instance; nil writes
 	// hclog-style JSON to stderr at the level LogLevelEnv names.
 	Logger func(id, typ string) *slog.Logger
+	// Shared is the memory region the host shared with this process
+	// (FEATURE_SHARED_MEMORY; sdk.Serve maps it with OpenSharedFromEnv),
+	// or nil.
+	Shared []byte
 }
 
 // Server is the plugin side of the protocol: it serves the components of
@@ -37,6 +41,8 @@ type Server struct {
 	// features are the Feature bits this server announces (tests clear
 	// them to play a plugin built before they existed).
 	features uint32
+	// shared is the region the host shares with this process, or nil.
+	shared []byte
 
 	mu        sync.Mutex
 	next      uint64
@@ -58,8 +64,38 @@ type instance struct {
 	// Create and Start outlives the call, so the remote one does too.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// mu serializes Process calls (never concurrent on one instance).
+	// mu serializes the Process calls of a transform that is not a
+	// plugins.ParallelTransform (never concurrent on one instance).
 	mu sync.Mutex
+	// forks are the idle forks of a ParallelTransform: concurrent Process
+	// calls each take one (making a new one when none is idle), as the
+	// engine's workers do in process.
+	forks []plugins.ProcessFunc
+}
+
+// process runs a transform's Process on in: on an idle fork of a
+// ParallelTransform, else serialized with the instance's other calls.
+func (inst *instance) process(ctx context.Context, tr plugins.Transform, in []*plugins.Event) ([]*plugins.Event, error) {
+	pt, ok := tr.(plugins.ParallelTransform)
+	if !ok {
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		return tr.Process(ctx, in)
+	}
+	inst.mu.Lock()
+	var fork plugins.ProcessFunc
+	if n := len(inst.forks); n > 0 {
+		fork, inst.forks = inst.forks[n-1], inst.forks[:n-1]
+	}
+	inst.mu.Unlock()
+	if fork == nil {
+		fork = pt.Fork()
+	}
+	out, err := fork(ctx, in)
+	inst.mu.Lock()
+	inst.forks = append(inst.forks, fork)
+	inst.mu.Unlock()
+	return out, err
 }
 
 // NewServer checks the factories (valid type names, no duplicate) and
@@ -68,7 +104,10 @@ func NewServer(factories []plugins.Factory, cfg ServerConfig) (*Server, error) {
 	if len(factories) == 0 {
 		return nil, errors.New("no component factories to serve")
 	}
-	s := &Server{factories: factories, byKey: map[factoryKey]plugins.Factory{}, instances: map[uint64]*instance{}, logger: cfg.Logger, features: supportedFeatures}
+	s := &Server{factories: factories, byKey: map[factoryKey]plugins.Factory{}, instances: map[uint64]*instance{}, logger: cfg.Logger, features: supportedFeatures, shared: cfg.Shared}
+	if len(cfg.Shared) > 0 {
+		s.features |= FeatureShared
+	}
 	for _, f := range factories {
 		if f == nil {
 			return nil, errors.New("nil factory")
@@ -194,7 +233,8 @@ func (s *Server) Create(ctx context.Context, req *CreateRequest) (*CreateRespons
 	id := s.next
 	s.instances[id] = &instance{kind: f.Kind(), comp: comp, status: hub, ctx: ictx, cancel: cancel, hostFeatures: req.Features & s.features}
 	s.mu.Unlock()
-	return &CreateResponse{Instance: id, Features: s.features}, nil
+	_, parallel := comp.(plugins.ParallelTransform)
+	return &CreateResponse{Instance: id, Features: s.features, Parallel: parallel}, nil
 }
 
 func implements(k plugins.Kind, c plugins.Component) bool {
@@ -385,12 +425,16 @@ func (s *Server) Process(ctx context.Context, req *ProcessRequest) (*ProcessResp
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "instance %d is a %s, not a transform", req.Instance, inst.kind)
 	}
-	packed := len(req.Packed) > 0
+	parts, err := s.parts(req.Packed, req.Shared)
+	if err != nil {
+		return &ProcessResponse{Error: EncodeError(plugins.Permanent(err))}, nil
+	}
+	packed := len(parts) > 0
 	var in []*plugins.Event
 	var snaps []snapshot
 	var release func()
 	if packed {
-		in, snaps, release, err = unpackForTransform(req.Packed, binaryDocs(inst.hostFeatures))
+		in, snaps, release, err = unpackForTransform(parts, binaryDocs(inst.hostFeatures))
 	} else {
 		in, err = decodeEvents(req.Events)
 	}
@@ -442,9 +486,7 @@ func runTransform(ctx context.Context, inst *instance, tr plugins.Transform, in 
 		r.fields[i] = ev.Fields
 		r.metas[i] = ev.Meta
 	}
-	inst.mu.Lock()
-	out, err := tr.Process(ctx, in)
-	inst.mu.Unlock()
+	out, err := inst.process(ctx, tr, in)
 	if err != nil {
 		release()
 		return nil, err
@@ -542,9 +584,13 @@ func (s *Server) Write(ctx context.Context, req *WriteRequest) (*WriteResponse, 
 	if !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "instance %d is a %s, not an output", req.Instance, inst.kind)
 	}
+	parts, err := s.parts(req.Packed, req.Shared)
+	if err != nil {
+		return &WriteResponse{Error: EncodeError(plugins.Permanent(err))}, nil
+	}
 	var events []*plugins.Event
-	if len(req.Packed) > 0 {
-		events, err = unpackEvents(req.Packed, binaryDocs(inst.hostFeatures))
+	if len(parts) > 0 {
+		events, err = unpackEvents(parts, binaryDocs(inst.hostFeatures))
 	} else {
 		events, err = decodeEvents(req.Events)
 	}
@@ -552,6 +598,17 @@ func (s *Server) Write(ctx context.Context, req *WriteRequest) (*WriteResponse, 
 		return &WriteResponse{Error: EncodeError(plugins.Permanent(err))}, nil
 	}
 	return &WriteResponse{Error: EncodeError(out.Write(ctx, events))}, nil
+}
+
+// parts returns a request's packed parts: in the message, or in the
+// shared region. Parts in the region are valid until the call is
+// answered: the events decoded from them are the component's until
+// Process or Write returns, as always, and no longer.
+func (s *Server) parts(packed [][]byte, shared *SharedParts) ([][]byte, error) {
+	if shared == nil {
+		return packed, nil
+	}
+	return sharedParts(s.shared, shared)
 }
 
 // CloseAll closes every instance still open (the host went away).

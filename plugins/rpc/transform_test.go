@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -333,5 +334,112 @@ func TestMessageLimitIsPermanent(t *testing.T) {
 	err = h.client.Write(ctx, id, []*plugins.Event{ev})
 	if !plugins.IsPermanent(err) || errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), "message above the 64 MiB limit") {
 		t.Fatalf("Write of a 5 MiB event = %v", err)
+	}
+}
+
+// gatedTransform holds each Process call until `want` calls are in flight
+// at once (or a second has passed), recording the most it saw and which
+// fork ran each call.
+type gatedTransform struct {
+	lifecycle
+	want         int
+	mu           sync.Mutex
+	active, most int
+	arrived      chan struct{}
+	forks        atomic.Int64
+}
+
+func (g *gatedTransform) run(fork int64, events []*plugins.Event) ([]*plugins.Event, error) {
+	g.mu.Lock()
+	g.active++
+	g.most = max(g.most, g.active)
+	g.mu.Unlock()
+	deadline := time.After(time.Second)
+	for done := false; !done; {
+		g.mu.Lock()
+		done = g.active >= g.want
+		g.mu.Unlock()
+		select {
+		case <-deadline:
+			done = true
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for _, ev := range events {
+		ev.Fields.SetKey("fork", fork)
+	}
+	g.mu.Lock()
+	g.active--
+	g.mu.Unlock()
+	return events, nil
+}
+
+func (g *gatedTransform) Process(_ context.Context, events []*plugins.Event) ([]*plugins.Event, error) {
+	return g.run(0, events)
+}
+
+type parallelGated struct{ *gatedTransform }
+
+func (p parallelGated) Fork() plugins.ProcessFunc {
+	id := p.forks.Add(1)
+	return func(_ context.Context, events []*plugins.Event) ([]*plugins.Event, error) { return p.run(id, events) }
+}
+
+// A plugin transform that is a plugins.ParallelTransform says so in
+// Create, and the plugin runs concurrent Process calls at once, each on a
+// fork; any other transform runs one call at a time, as in process.
+func TestParallelTransformRunsForksAtOnce(t *testing.T) {
+	for _, parallel := range []bool{true, false} {
+		t.Run(fmt.Sprintf("parallel=%v", parallel), func(t *testing.T) {
+			g := &gatedTransform{want: 2}
+			f := plugins.NewTransformFactory("gated", "", nil, defaultTestConfig,
+				func(context.Context, plugins.Settings, *testConfig) (plugins.Transform, error) {
+					if parallel {
+						return parallelGated{g}, nil
+					}
+					return g, nil
+				})
+			h := connectFactories(t, supportedFeatures, supportedFeatures, []plugins.Factory{f}, ServerConfig{})
+			ctx := ctxT(t)
+			id, err := h.client.Create(ctx, plugins.KindTransform, "gated", nil, CreateSettings{ID: "g"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.client.Parallel(id) != parallel {
+				t.Fatalf("Parallel(%d) = %v, want %v", id, !parallel, parallel)
+			}
+			if err := h.client.Start(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			results := make(chan []*plugins.Event, 2)
+			for b := range 2 {
+				go func() {
+					out, err := h.client.Process(ctx, id, sampleEvents(b+1))
+					if err != nil {
+						t.Error(err)
+					}
+					results <- out
+				}()
+			}
+			forks := map[any]bool{}
+			for range 2 {
+				out := <-results
+				if len(out) == 0 {
+					t.Fatalf("got %d events", len(out))
+				}
+				v, _ := out[0].Fields.GetKey("fork")
+				forks[fmt.Sprint(v)] = true
+			}
+			want := 1
+			if parallel {
+				want = 2
+			}
+			g.mu.Lock()
+			most := g.most
+			g.mu.Unlock()
+			if most != want || len(forks) != want {
+				t.Fatalf("calls in flight at once: %d, forks used: %v; want %d", most, forks, want)
+			}
+		})
 	}
 }

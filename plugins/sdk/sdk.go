@@ -53,8 +53,14 @@ func Serve(factories ...plugins.Factory) {
 func run(factories []plugins.Factory, stderr io.Writer) int {
 	level := rpc.ParseLevel(os.Getenv(rpc.LogLevelEnv))
 	handler := rpc.NewLogHandler(stderr, level)
+	shared, err := rpc.OpenSharedFromEnv()
+	if err != nil {
+		// Batches then cross the socket: slower, never wrong.
+		slog.New(handler).Warn("not using the memory the forwarder shares", "error", err)
+	}
 	srv, err := rpc.NewServer(factories, rpc.ServerConfig{
 		Logger: func(string, string) *slog.Logger { return slog.New(handler) },
+		Shared: shared,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "forwarder plugin: %v\n", err)

@@ -108,7 +108,12 @@ type transform struct {
 	table *table
 }
 
-var _ plugins.Transform = (*transform)(nil)
+// The table is read-only once loaded, so batches can be enriched on
+// several cores at once: the forwarder then keeps several in flight.
+var _ plugins.ParallelTransform = (*transform)(nil)
+
+// Fork implements plugins.ParallelTransform: Process keeps no scratch state.
+func (t *transform) Fork() plugins.ProcessFunc { return t.Process }
 
 func (t *transform) Start(context.Context) error { return nil }
 func (t *transform) Close(context.Context) error { return nil }

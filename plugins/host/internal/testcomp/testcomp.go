@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
@@ -149,13 +150,19 @@ func (s *source) Run(ctx context.Context, from plugins.Checkpoint, emit plugins.
 
 type transform struct {
 	base
-	logged bool
+	logged atomic.Bool
 }
+
+// The transform keeps no scratch state: it is parallel, as a built-in
+// mapper would be, so the host may keep several batches in flight.
+var _ plugins.ParallelTransform = (*transform)(nil)
+
+// Fork implements plugins.ParallelTransform.
+func (t *transform) Fork() plugins.ProcessFunc { return t.Process }
 
 func (t *transform) Process(_ context.Context, events []*plugins.Event) ([]*plugins.Event, error) {
 	crashOnce(t.cfg.CrashOnceFile)
-	if !t.logged {
-		t.logged = true
+	if !t.logged.Swap(true) {
 		t.set.Logger.Info("first batch", "events", len(events))
 	}
 	for _, ev := range events {
