@@ -21,8 +21,13 @@
 // Memory follows the built-ins' rule (package plugins, Memory): an event,
 // its document and its strings are the component's only until Process or
 // Write returns. The strings of a batch's events point into the message
-// that carried the batch, so a string kept beyond the call keeps that
-// whole message alive: copy what you cache (strings.Clone).
+// or the memory region shared with the forwarder that carried the batch,
+// and the forwarder writes the next batch there once the call has
+// returned: copy what you cache (strings.Clone).
+//
+// A transform that keeps no state between batches should implement
+// plugins.ParallelTransform: the forwarder then keeps several batches in
+// flight to the plugin, which runs each on a fork.
 package sdk
 
 import (
