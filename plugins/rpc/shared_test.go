@@ -2,10 +2,12 @@ package rpc
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
 )
@@ -131,7 +133,7 @@ func FuzzSharedParts(f *testing.F) {
 
 // connectShared connects a host and a plugin that share a region of size
 // bytes, or, with pluginMaps false, a plugin that did not map it.
-func connectShared(t *testing.T, size int, pluginMaps bool, trFn func([]*plugins.Event) ([]*plugins.Event, error), outErr func([]*plugins.Event) error) (*harness, []byte) {
+func connectShared(t *testing.T, size int, pluginMaps bool, trFn func([]*plugins.Event) ([]*plugins.Event, error), outErr func([]*plugins.Event) error) (*harness, *Region) {
 	t.Helper()
 	mem := make([]byte, size)
 	cfg, pluginSide := ServerConfig{}, supportedFeatures
@@ -141,8 +143,9 @@ func connectShared(t *testing.T, size int, pluginMaps bool, trFn func([]*plugins
 	c := &created{}
 	h := connectFactories(t, supportedFeatures|FeatureShared, pluginSide, testFactories(c, trFn, outErr, nil), cfg)
 	h.created = c
-	h.client.UseShared(newRegionOver(mem))
-	return h, mem
+	r := newRegionOver(mem)
+	h.client.UseShared(r)
+	return h, r
 }
 
 // Batches in shared memory give the results of batches in the message,
@@ -162,7 +165,8 @@ func TestSharedMemoryTransport(t *testing.T) {
 	for _, tt := range tests {
 		for _, tc := range transformCases {
 			t.Run(tt.name+"/"+tc.name, func(t *testing.T) {
-				h, mem := connectShared(t, tt.size, tt.pluginMaps, tc.fn, nil)
+				h, r := connectShared(t, tt.size, tt.pluginMaps, tc.fn, nil)
+				mem := r.mem
 				ctx := ctxT(t)
 				id, err := h.client.Create(ctx, plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
 				if err != nil {
@@ -203,7 +207,7 @@ func TestSharedMemoryTransport(t *testing.T) {
 		// until Write returns, when the host may reuse the room).
 		var mu sync.Mutex
 		var written []string
-		h, mem := connectShared(t, 1<<20, true, nil, func(evs []*plugins.Event) error {
+		h, r := connectShared(t, 1<<20, true, nil, func(evs []*plugins.Event) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, ev := range evs {
@@ -232,8 +236,52 @@ func TestSharedMemoryTransport(t *testing.T) {
 		if !slices.Equal(written, want) {
 			t.Fatalf("written:\n%s\nwant:\n%s", strings.Join(written, "\n"), strings.Join(want, "\n"))
 		}
-		if !bytes.Contains(mem, []byte("203.0.113.7")) {
+		if !bytes.Contains(r.mem, []byte("203.0.113.7")) {
 			t.Fatal("the batches did not cross in the shared region")
 		}
 	})
+
+	t.Run("host without a region", func(t *testing.T) {
+		c := &created{}
+		h := connectFactories(t, supportedFeatures, supportedFeatures|FeatureShared, testFactories(c, transformCases[0].fn, nil, nil),
+			ServerConfig{Shared: make([]byte, 1<<20)})
+		id, err := h.client.Create(ctxT(t), plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.client.SharedMemory() {
+			t.Fatal("shared memory used by a host that offered none")
+		}
+		if out, err := h.client.Process(ctxT(t), id, sampleEvents(3)); err != nil || len(out) != 3 {
+			t.Fatalf("Process: %d events, %v", len(out), err)
+		}
+	})
+}
+
+// The room of a call that failed without an answer may still be read by
+// the plugin: it is never handed out again, and the region outlives it.
+func TestSharedRoomOfAnUnansweredCallIsNotReused(t *testing.T) {
+	block := make(chan struct{})
+	h, r := connectShared(t, 1<<20, true, func(e []*plugins.Event) ([]*plugins.Event, error) { <-block; return e, nil }, nil)
+	ctx := ctxT(t)
+	id, err := h.client.Create(ctx, plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.client.Process(ctx, id, sampleEvents(1))
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	h.server.Stop()
+	close(block)
+	if err := <-done; !errors.Is(err, ErrCrashed) {
+		t.Fatalf("Process = %v, want ErrCrashed", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active != 0 || len(r.free) != 1 || r.free[0].off != sharedAlign {
+		t.Fatalf("after the unanswered call: %d in use, free %v; want the first page never free again", r.active, r.free)
+	}
 }
