@@ -70,14 +70,14 @@ func (c *Client) SharedMemory() bool {
 }
 
 // placeParts puts a request's parts in the shared region when the plugin
-// takes them there and they fit; otherwise sp is nil and they go in the
-// message. done gives the room back: answered says the plugin answered,
-// so it is done reading; after a failed call it may not be, and the room
-// is never reused.
-func (c *Client) placeParts(data [][]byte) (sp *SharedParts, done func(answered bool)) {
+// takes them there and they fit (shared is set), else in the message
+// (packed is set). done gives the room back: answered says the plugin
+// answered, so it is done reading; after a failed call it may not be, and
+// the room is never reused.
+func (c *Client) placeParts(data [][]byte) (packed [][]byte, shared *SharedParts, done func(answered bool)) {
 	r := c.shared
 	if !c.SharedMemory() {
-		return nil, func(bool) {}
+		return data, nil, func(bool) {}
 	}
 	total := 0
 	for _, p := range data {
@@ -85,15 +85,15 @@ func (c *Client) placeParts(data [][]byte) (sp *SharedParts, done func(answered 
 	}
 	off, mem, ok := r.alloc(total)
 	if !ok {
-		return nil, func(bool) {}
+		return data, nil, func(bool) {}
 	}
-	sp = &SharedParts{Offset: uint64(off), Sizes: make([]uint32, len(data))}
+	shared = &SharedParts{Offset: uint64(off), Sizes: make([]uint32, len(data))}
 	at := 0
 	for i, p := range data {
 		at += copy(mem[at:], p)
-		sp.Sizes[i] = uint32(len(p))
+		shared.Sizes[i] = uint32(len(p))
 	}
-	return sp, func(answered bool) { r.release(off, total, answered) }
+	return nil, shared, func(answered bool) { r.release(off, total, answered) }
 }
 
 // NewClient returns a Client over conn. done (may be nil) ends when the
@@ -476,12 +476,8 @@ func (c *Client) processPacked(ctx context.Context, inst uint64, events []*plugi
 	for _, req := range groupParts(parts) {
 		last := req[len(req)-1]
 		in := events[req[0].idx[0] : last.idx[len(last.idx)-1]+1]
-		preq := &ProcessRequest{Instance: inst}
-		sp, done := c.placeParts(partData(req))
-		if preq.Shared = sp; sp == nil {
-			preq.Packed = partData(req)
-		}
-		resp, err := c.tr.Process(ctx, preq)
+		packed, shared, done := c.placeParts(partData(req))
+		resp, err := c.tr.Process(ctx, &ProcessRequest{Instance: inst, Packed: packed, Shared: shared})
 		done(err == nil)
 		if err != nil {
 			bufs.abandon()
@@ -504,12 +500,8 @@ func (c *Client) writePacked(ctx context.Context, inst uint64, events []*plugins
 	parts, tooBig := packEvents(events, &bufs, binaryDocs(c.features.Load()))
 	reqs := groupParts(parts)
 	write := func(req []packedPart) (*WriteResponse, error) {
-		wreq := &WriteRequest{Instance: inst}
-		sp, done := c.placeParts(partData(req))
-		if wreq.Shared = sp; sp == nil {
-			wreq.Packed = partData(req)
-		}
-		resp, err := c.out.Write(ctx, wreq)
+		packed, shared, done := c.placeParts(partData(req))
+		resp, err := c.out.Write(ctx, &WriteRequest{Instance: inst, Packed: packed, Shared: shared})
 		done(err == nil)
 		return resp, err
 	}

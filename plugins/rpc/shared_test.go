@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/auditforwarder/forwarder/plugins"
 )
@@ -261,22 +260,9 @@ func TestSharedMemoryTransport(t *testing.T) {
 // The room of a call that failed without an answer may still be read by
 // the plugin: it is never handed out again, and the region outlives it.
 func TestSharedRoomOfAnUnansweredCallIsNotReused(t *testing.T) {
-	block := make(chan struct{})
-	h, r := connectShared(t, 1<<20, true, func(e []*plugins.Event) ([]*plugins.Event, error) { <-block; return e, nil }, nil)
-	ctx := ctxT(t)
-	id, err := h.client.Create(ctx, plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.client.Process(ctx, id, sampleEvents(1))
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	h.server.Stop()
-	close(block)
-	if err := <-done; !errors.Is(err, ErrCrashed) {
+	fn, dieDuringProcess := blockingTransform()
+	h, r := connectShared(t, 1<<20, true, fn, nil)
+	if err := dieDuringProcess(t, h); !errors.Is(err, ErrCrashed) {
 		t.Fatalf("Process = %v, want ErrCrashed", err)
 	}
 	r.mu.Lock()

@@ -263,27 +263,38 @@ func TestSourceRunErrors(t *testing.T) {
 	}
 }
 
-func TestCrashIsReported(t *testing.T) {
+// blockingTransform returns a transform function that waits for block,
+// and a function that makes a Process call on h, stops the server while
+// the plugin is inside it, and returns the call's error.
+func blockingTransform() (fn func([]*plugins.Event) ([]*plugins.Event, error), dieDuringProcess func(t *testing.T, h *harness) error) {
 	block := make(chan struct{})
-	fn := func(e []*plugins.Event) ([]*plugins.Event, error) { <-block; return e, nil }
-	h := connect(t, fn, nil, nil)
-	ctx := ctxT(t)
-	id, err := h.client.Create(ctx, plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
-	if err != nil {
-		t.Fatal(err)
+	fn = func(e []*plugins.Event) ([]*plugins.Event, error) { <-block; return e, nil }
+	return fn, func(t *testing.T, h *harness) error {
+		t.Helper()
+		ctx := ctxT(t)
+		id, err := h.client.Create(ctx, plugins.KindTransform, "test_transform", nil, CreateSettings{ID: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.client.Process(ctx, id, sampleEvents(1))
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		h.server.Stop()
+		close(block)
+		return <-done
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.client.Process(ctx, id, sampleEvents(1))
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	h.server.Stop()
-	close(block)
-	err = <-done
-	if !errors.Is(err, ErrCrashed) {
+}
+
+func TestCrashIsReported(t *testing.T) {
+	fn, dieDuringProcess := blockingTransform()
+	h := connect(t, fn, nil, nil)
+	if err := dieDuringProcess(t, h); !errors.Is(err, ErrCrashed) {
 		t.Fatalf("Process after the server died = %v, want ErrCrashed", err)
 	}
+	ctx := ctxT(t)
 	if _, err := h.client.Describe(ctx); !errors.Is(err, ErrCrashed) {
 		t.Fatalf("Describe after the server died = %v, want ErrCrashed", err)
 	}

@@ -35,6 +35,15 @@ func openTestStore(t *testing.T, brokers []string, group, topic string) *KafkaSt
 	return s
 }
 
+// stateTopic names a fresh state topic and group on the test broker; the
+// topic is deleted after the test.
+func stateTopic(t *testing.T) (brokers []string, topic, group string) {
+	brokers = testBrokers(t)
+	topic, group = uniqueName("cp-state"), uniqueName("g")
+	deleteTopic(t, brokers, topic)
+	return brokers, topic, group
+}
+
 func deleteTopic(t *testing.T, brokers []string, topic string) {
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -49,9 +58,7 @@ func deleteTopic(t *testing.T, brokers []string, topic string) {
 }
 
 func TestKafkaStoreRoundTripAndCompactedTopic(t *testing.T) {
-	brokers := testBrokers(t)
-	topic, group := uniqueName("cp-state"), uniqueName("g")
-	deleteTopic(t, brokers, topic)
+	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
 	a := openTestStore(t, brokers, group, topic)
@@ -101,9 +108,7 @@ func TestKafkaStoreRoundTripAndCompactedTopic(t *testing.T) {
 // timed-out metadata or offset request). They must not be taken for "read
 // to the end": a new owner would load nothing and resume from scratch.
 func TestKafkaStoreLoadRidesOutTransientReadErrors(t *testing.T) {
-	brokers := testBrokers(t)
-	topic, group := uniqueName("cp-state"), uniqueName("g")
-	deleteTopic(t, brokers, topic)
+	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
 	a := openTestStore(t, brokers, group, topic)
@@ -144,9 +149,7 @@ func TestKafkaStoreLoadRidesOutTransientReadErrors(t *testing.T) {
 }
 
 func TestKafkaStoreNewerOwnerFencesOlder(t *testing.T) {
-	brokers := testBrokers(t)
-	topic, group := uniqueName("cp-state"), uniqueName("g")
-	deleteTopic(t, brokers, topic)
+	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
 	old := openTestStore(t, brokers, group, topic)
@@ -194,9 +197,7 @@ func TestKafkaStoreNewerOwnerFencesOlder(t *testing.T) {
 // it (aborting it), so neither the load blocks until the transaction
 // timeout nor does the uncommitted checkpoint ever become visible.
 func TestKafkaStoreCrashedOwnersOpenTransactionIsAborted(t *testing.T) {
-	brokers := testBrokers(t)
-	topic, group := uniqueName("cp-state"), uniqueName("g")
-	deleteTopic(t, brokers, topic)
+	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
 	a := openTestStore(t, brokers, group, topic)
@@ -248,9 +249,7 @@ func TestKafkaStoreCrashedOwnersOpenTransactionIsAborted(t *testing.T) {
 }
 
 func TestKafkaStoreReleaseAndConcurrentKeys(t *testing.T) {
-	brokers := testBrokers(t)
-	topic, group := uniqueName("cp-state"), uniqueName("g")
-	deleteTopic(t, brokers, topic)
+	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 	s := openTestStore(t, brokers, group, topic)
 	keys := []string{"a", "b", "c", "d"}
