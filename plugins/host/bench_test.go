@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditforwarder/forwarder/internal/ordered"
 	"github.com/auditforwarder/forwarder/plugins"
 	"github.com/auditforwarder/forwarder/plugins/host/internal/testcomp"
 	"github.com/auditforwarder/forwarder/plugins/plugintest"
@@ -194,31 +195,15 @@ func transformStage(ctx context.Context, tr plugins.Transform, in <-chan []*plug
 		}
 		return
 	}
-	type job struct {
-		events []*plugins.Event
-		done   chan []*plugins.Event
-	}
-	workers := runtime.GOMAXPROCS(0)
-	jobs := make(chan job)
-	inOrder := make(chan job, workers)
-	for range workers {
+	type job struct{ in, out []*plugins.Event }
+	pipe := ordered.New(ctx, runtime.GOMAXPROCS(0), func() func(*job) {
 		process := pt.Fork()
-		go func() {
-			for j := range jobs {
-				j.done <- check(process(ctx, j.events))
-			}
-		}()
-	}
-	go func() {
-		for events := range in {
-			j := job{events, make(chan []*plugins.Event, 1)}
-			inOrder <- j
-			jobs <- j
+		return func(j *job) { j.out = check(process(ctx, j.in)) }
+	}, func(j *job) { out <- j.out })
+	for events := range in {
+		if err := pipe.Submit(ctx, &job{in: events}); err != nil {
+			panic(err)
 		}
-		close(jobs)
-		close(inOrder)
-	}()
-	for j := range inOrder {
-		out <- <-j.done
 	}
+	pipe.Close()
 }

@@ -3,10 +3,10 @@ package file
 import (
 	"context"
 	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/auditforwarder/forwarder/internal/ordered"
 	"github.com/auditforwarder/forwarder/plugins"
 )
 
@@ -20,7 +20,6 @@ type rawBatch struct {
 	cp     plugins.Checkpoint
 
 	events []*plugins.Event
-	done   chan struct{}
 }
 
 // batchMem is the memory of one batch that the source reuses once the
@@ -80,76 +79,38 @@ type lineRef struct {
 // were read: reading a file is cheap, parsing JSON is not, and one
 // goroutine parsing would bound a replay to a single core.
 type parsePipe struct {
-	s     *source
-	work  chan *rawBatch
-	order chan *rawBatch
-	wg    sync.WaitGroup
-	done  chan struct{}
-	err   error // the first emit error; read after done is closed
+	s    *source
+	pipe *ordered.Pipe[*rawBatch]
+	err  error // the first emit error; read after the pipe is closed
 }
 
 func newParsePipe(ctx context.Context, cancel context.CancelFunc, s *source, emit plugins.Emit) *parsePipe {
-	workers := runtime.GOMAXPROCS(0)
-	p := &parsePipe{s: s,
-		work: make(chan *rawBatch), order: make(chan *rawBatch, workers), done: make(chan struct{})}
-	for range workers {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for b := range p.work {
-				p.parse(b)
-				close(b.done)
-			}
-		}()
-	}
-	go func() {
-		defer close(p.done)
-		for b := range p.order {
-			select {
-			case <-b.done:
-			case <-ctx.Done():
-				return
-			}
-			if p.err != nil || len(b.events) == 0 && b.cp == nil {
-				p.s.release(b)
-				continue
-			}
-			// On an error the engine may hold the batch or not: its
-			// memory is then left to the garbage collector.
-			if err := emit(ctx, plugins.Batch{Events: b.events, Checkpoint: b.cp, Release: func() { p.s.release(b) }}); err != nil {
-				p.err = err
-				cancel()
-			}
+	p := &parsePipe{s: s}
+	p.pipe = ordered.New(ctx, runtime.GOMAXPROCS(0), func() func(*rawBatch) { return p.parse }, func(b *rawBatch) {
+		if p.err != nil || len(b.events) == 0 && b.cp == nil {
+			p.s.release(b)
+			return
 		}
-	}()
+		// On an error the engine may hold the batch or not: its memory
+		// is then left to the garbage collector.
+		if err := emit(ctx, plugins.Batch{Events: b.events, Checkpoint: b.cp, Release: func() { p.s.release(b) }}); err != nil {
+			p.err = err
+			cancel()
+		}
+	})
 	return p
 }
 
 // submit queues b; it fails once ctx is done (an emit failed, or the
 // source is stopping).
 func (p *parsePipe) submit(ctx context.Context, b *rawBatch) error {
-	b.done = make(chan struct{})
-	select {
-	case p.order <- b:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case p.work <- b:
-		return nil
-	case <-ctx.Done():
-		close(b.done)
-		return ctx.Err()
-	}
+	return p.pipe.Submit(ctx, b)
 }
 
 // close waits until every submitted batch is emitted and returns the first
 // emit error.
 func (p *parsePipe) close() error {
-	close(p.work)
-	close(p.order)
-	<-p.done
-	p.wg.Wait()
+	p.pipe.Close()
 	return p.err
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/checkpoint"
 	"github.com/auditforwarder/forwarder/cmd/forwarder/internal/config"
+	"github.com/auditforwarder/forwarder/internal/ordered"
 	"github.com/auditforwarder/forwarder/plugins"
 )
 
@@ -267,56 +268,24 @@ func (n *transformNode) run(ctx context.Context) {
 // pipeline's slowest.
 func (n *transformNode) runParallel(ctx context.Context, pt plugins.ParallelTransform) {
 	type job struct {
-		it   item
-		out  []*plugins.Event
-		err  error
-		done chan struct{}
+		it  item
+		out []*plugins.Event
+		err error
 	}
-	workers := n.e.opts.TransformWorkers
-	jobs := make(chan *job)
-	inOrder := make(chan *job, workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(jobs)
-	for range workers {
+	pipe := ordered.New(ctx, n.e.opts.TransformWorkers, func() func(*job) {
 		process := pt.Fork()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				j.out, j.err = process(plugins.WithRelease(ctx, j.it.ack.onRelease), j.it.events)
-				close(j.done)
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for j := range inOrder {
-			select {
-			case <-j.done:
-				n.finish(ctx, j.it, j.out, j.err)
-			case <-ctx.Done():
-				return
-			}
+		return func(j *job) {
+			j.out, j.err = process(plugins.WithRelease(ctx, j.it.ack.onRelease), j.it.events)
 		}
-	}()
-	defer close(inOrder)
+	}, func(j *job) { n.finish(ctx, j.it, j.out, j.err) })
+	defer pipe.Close()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case it := <-n.queue:
 			n.in.Add(float64(len(it.events)))
-			j := &job{it: it, done: make(chan struct{})}
-			select {
-			case inOrder <- j:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
+			if pipe.Submit(ctx, &job{it: it}) != nil {
 				return
 			}
 		}
