@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"testing"
 )
 
@@ -115,5 +116,44 @@ func TestOnRelease(t *testing.T) {
 	got[0]()
 	if n != 1 {
 		t.Fatal("registered function not the one given")
+	}
+}
+
+func TestBoxerReuse(t *testing.T) {
+	var b Boxer
+	fill := func() []any {
+		out := make([]any, 0, 100)
+		for i := range 50 {
+			out = append(out, b.String("s"+strconv.Itoa(i)), b.Number(Number(strconv.Itoa(i))))
+		}
+		return out
+	}
+	check := func(vals []any) {
+		t.Helper()
+		for i := range 50 {
+			if vals[2*i] != "s"+strconv.Itoa(i) || vals[2*i+1] != Number(strconv.Itoa(i)) {
+				t.Fatalf("value %d = %v %v", i, vals[2*i], vals[2*i+1])
+			}
+		}
+	}
+	first := fill()
+	check(first)
+	b.Reuse()
+	second := fill()
+	check(second)
+	b.Reuse()
+	if s, _ := second[0].(string); s != "" {
+		t.Errorf("Reuse left %q in a recycled box", s)
+	}
+	// Once warm, boxing allocates nothing: the chunks come back.
+	allocs := testing.AllocsPerRun(10, func() {
+		for i := range 50 {
+			b.String("s")
+			b.Number(Number(strconv.Itoa(i % 10)))
+		}
+		b.Reuse()
+	})
+	if allocs > 0 {
+		t.Errorf("%.0f allocations per 100 values after Reuse", allocs)
 	}
 }

@@ -81,6 +81,20 @@ func (b *Boxer) Number(n Number) any {
 	return v
 }
 
+// Reuse makes the memory of every value boxed so far available to the
+// values boxed next, as DocParser.Reuse does for documents. Call it only
+// once nothing reads those values: they are cleared and overwritten.
+func (b *Boxer) Reuse() {
+	if b.rcStrs == nil {
+		// Chunks are tracked from the first Reuse on; those handed out
+		// before it, but the current ones, are left to the collector.
+		b.rcStrs, b.rcNums = new(chunks[string]), new(chunks[Number])
+	}
+	b.rcStrs.reuse(b.strs)
+	b.rcNums.reuse(b.nums)
+	b.strs, b.nums = nil, nil
+}
+
 // recycler keeps a DocParser's chunks for reuse (DocParser.Reuse).
 type recycler struct {
 	objs chunks[Object]

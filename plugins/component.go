@@ -71,8 +71,9 @@ type Source interface {
 // Neither a transform nor an output keeps an event, its document or any of
 // its strings once Process or Write has returned: a source may reuse that
 // memory when the batch is delivered (Batch.Release). What a component
-// caches across batches is a copy (strings.Clone). External plugins work
-// on copies and need not care.
+// caches across batches is a copy (Event.Detached, strings.Clone). The
+// same holds inside an external plugin, which reuses a call's memory for
+// the next request.
 type Transform interface {
 	Component
 	Process(ctx context.Context, events []*Event) ([]*Event, error)

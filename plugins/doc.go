@@ -39,8 +39,9 @@
 // the events (the file source does, which spares the garbage collector most
 // of a replay's allocations). So an in-process transform or output never
 // keeps an event, its document or one of its strings after Process or
-// Write returns; what it caches is a copy (strings.Clone). External plugins
-// always work on copies.
+// Write returns; what it caches is a copy (Event.Detached, strings.Clone).
+// The rule is the same inside an external plugin (package sdk), which
+// reuses a call's memory for the next request.
 //
 // # Configuration
 //

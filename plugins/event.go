@@ -1,6 +1,9 @@
 package plugins
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Event is one audit record travelling through the pipeline.
 //
@@ -33,6 +36,18 @@ func NewEvent() *Event { return &Event{Fields: NewObject(8)} }
 // Clone returns a deep copy of the event, for fan-out to several consumers.
 func (e *Event) Clone() *Event {
 	return &Event{Fields: e.Fields.Clone(), Meta: e.Meta}
+}
+
+// Detached returns a deep copy of the event that shares no memory with
+// its batch, strings and numbers included: the copy to make of an event
+// kept beyond Process or Write (see Memory). Clone, cheaper, shares the
+// immutable values and lives as long as the batch.
+func (e *Event) Detached() *Event {
+	c := &Event{Fields: e.Fields.Detached(), Meta: e.Meta}
+	c.Meta.Source = strings.Clone(c.Meta.Source)
+	c.Meta.Dataset = strings.Clone(c.Meta.Dataset)
+	c.Meta.ID = strings.Clone(c.Meta.ID)
+	return c
 }
 
 // AppendJSON appends the event document as JSON.

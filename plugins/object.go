@@ -192,6 +192,39 @@ func (o *Object) Clone() *Object {
 	return c
 }
 
+// Detached returns a deep copy that shares no memory with o, strings and
+// numbers included (see Event.Detached).
+func (o *Object) Detached() *Object {
+	if o == nil {
+		return nil
+	}
+	c := &Object{fields: make([]field, len(o.fields))}
+	for i, f := range o.fields {
+		c.fields[i] = field{strings.Clone(f.key), detachValue(f.val)}
+	}
+	return c
+}
+
+func detachValue(v any) any {
+	switch t := v.(type) {
+	case *Object:
+		return t.Detached()
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = detachValue(e)
+		}
+		return c
+	case string:
+		return strings.Clone(t)
+	case Number:
+		return Number(strings.Clone(string(t)))
+	default:
+		// bool, nil and numbers of Go types: copied with the interface.
+		return v
+	}
+}
+
 func cloneValue(v any) any {
 	switch t := v.(type) {
 	case *Object:

@@ -216,6 +216,48 @@ type binReader struct {
 	box  plugins.Boxer
 	vals []any
 	dp   plugins.DocParser
+	// recycle: the documents' memory is reused (see reuse), and the
+	// objects come from arena, whose chunks outlive a call; otherwise
+	// they are allocated to size. valsUsed and valsFree are the chunks
+	// of vals handed out and reusable.
+	recycle            bool
+	arena              plugins.ObjectArena
+	valsUsed, valsFree [][]any
+}
+
+// reuse makes the memory of every document decoded so far available to
+// the next ones: their objects and values are cleared.
+func (r *binReader) reuse() {
+	r.arena.Reset()
+	r.box.Reuse()
+	r.dp.Reuse()
+	if cap(r.vals) > 0 {
+		r.valsUsed = append(r.valsUsed, r.vals)
+	}
+	for _, c := range r.valsUsed {
+		clear(c[:cap(c)])
+		r.valsFree = append(r.valsFree, c[:0])
+	}
+	clear(r.valsUsed)
+	r.valsUsed, r.vals = r.valsUsed[:0], nil
+	clear(r.objs[:cap(r.objs)])
+	r.objs, r.sizes, r.next = r.objs[:0], r.sizes[:0], 0
+}
+
+// valsChunk returns an empty chunk of room for at least n array elements,
+// a reusable one when there is one that large.
+func (r *binReader) valsChunk(n int) []any {
+	if cap(r.vals) > 0 {
+		r.valsUsed = append(r.valsUsed, r.vals)
+	}
+	for len(r.valsFree) > 0 {
+		c := r.valsFree[len(r.valsFree)-1]
+		r.valsFree = r.valsFree[:len(r.valsFree)-1]
+		if cap(c) >= n {
+			return c
+		}
+	}
+	return make([]any, 0, max(n, 256))
 }
 
 // count walks the value at the start of b, appending the member count of
@@ -280,8 +322,15 @@ func (r *binReader) count(b []byte, depth int) (int, error) {
 func (r *binReader) alloc() {
 	r.objs = r.objs[:0]
 	if len(r.sizes) > 0 {
-		r.objs = append(r.objs, make([]*plugins.Object, len(r.sizes))...)
-		plugins.AllocObjects(r.objs, r.sizes)
+		if cap(r.objs) < len(r.sizes) {
+			r.objs = make([]*plugins.Object, 0, len(r.sizes))
+		}
+		r.objs = r.objs[:len(r.sizes)]
+		if r.recycle {
+			r.arena.Alloc(r.objs, r.sizes)
+		} else {
+			plugins.AllocObjects(r.objs, r.sizes)
+		}
 	}
 	r.sizes, r.next = r.sizes[:0], 0
 }
@@ -329,7 +378,7 @@ func (r *binReader) value(b []byte) (any, int, error) {
 	case binArray:
 		n, k := uvarint(b[1:])
 		if cap(r.vals)-len(r.vals) < int(n) {
-			r.vals = make([]any, 0, max(int(n), 256))
+			r.vals = r.valsChunk(int(n))
 		}
 		// Capped: an append to the array reallocates it rather than
 		// overwrite the next one.

@@ -258,7 +258,7 @@ func (c *Client) Run(ctx context.Context, inst uint64, from plugins.Checkpoint, 
 			var events []*plugins.Event
 			var err error
 			if len(m.Batch.Packed) > 0 {
-				events, err = unpackEvents(m.Batch.Packed, binaryDocs(c.features.Load()))
+				events, err = unpackEvents(m.Batch.Packed, binaryDocs(c.features.Load()), newDecoders(len(m.Batch.Packed)))
 			} else {
 				events, err = decodeEvents(m.Batch.Events)
 			}

@@ -127,7 +127,11 @@ type testOutput struct {
 
 func (o *testOutput) Write(_ context.Context, events []*plugins.Event) error {
 	o.mu.Lock()
-	o.got = append(o.got, events...)
+	// The events are the output's only until Write returns (their memory
+	// serves the next request): keep copies.
+	for _, ev := range events {
+		o.got = append(o.got, ev.Detached())
+	}
 	o.mu.Unlock()
 	if o.err != nil {
 		return o.err(events)

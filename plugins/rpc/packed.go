@@ -301,40 +301,90 @@ func (r *reader) meta(m *plugins.Meta) {
 	m.Received = decodeTime(s, int32(uint32(n)))
 }
 
-// unpackPart decodes the events of one part. The documents' strings point
-// into data, which must never change afterwards (the callers pass a
-// received message's bytes, which nothing else holds), and the documents
-// share the allocations of one decoder: the events of a part live and die
-// together, so the part costs a few allocations instead of several per
-// event, and no copy of its bytes.
-func unpackPart(data []byte, bin bool) ([]*plugins.Event, error) {
-	r := reader{b: data}
-	var slab []plugins.Event
-	var out []*plugins.Event
-	var dp docParser
-	dp.bin = bin
-	if bin {
-		// The objects of the part's documents in one allocation: a first
-		// pass checks and counts them.
-		pre := reader{b: data}
-		for i := 0; len(pre.b) > 0 && pre.err == nil; i++ {
-			doc := pre.doc()
-			pre.skipMeta()
-			if len(doc) > 0 && pre.err == nil {
-				if err := dp.prepare(doc); err != nil {
-					return nil, fmt.Errorf("event %d: event document: %w", i, err)
-				}
+// partDecoder decodes the events of parts. The events of a part live and
+// die together, so they and their documents share the decoder's
+// allocations: a part costs a few allocations instead of several per
+// event, and no copy of its bytes (the strings point into the part, which
+// must never change while the events are read).
+//
+// The plugin's decoders come from a pool (getDecoders) and go back to it
+// once the call is answered (putDecoders): its events are the
+// component's only until Process or Write returns (package plugins,
+// Memory), so the next request reuses their memory. The host's decoders
+// are new ones, as its events live on in the pipeline.
+type partDecoder struct {
+	dp   docParser
+	slab []plugins.Event
+	out  []*plugins.Event
+}
+
+var decoderPool = sync.Pool{New: func() any { return new(partDecoder) }}
+
+// getDecoders returns n pooled decoders.
+func getDecoders(n int) []*partDecoder {
+	ds := make([]*partDecoder, n)
+	for i := range ds {
+		ds[i] = decoderPool.Get().(*partDecoder)
+		ds[i].dp.recycle = true
+	}
+	return ds
+}
+
+// newDecoders returns n decoders whose memory is never reused.
+func newDecoders(n int) []*partDecoder {
+	ds := make([]*partDecoder, n)
+	for i := range ds {
+		ds[i] = new(partDecoder)
+	}
+	return ds
+}
+
+// putDecoders clears the events of pooled decoders and pools them again.
+// Call it only once nothing reads those events.
+func putDecoders(ds []*partDecoder) {
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		clear(d.slab[:cap(d.slab)])
+		clear(d.out[:cap(d.out)])
+		d.slab, d.out = d.slab[:0], d.out[:0]
+		d.dp.reuse()
+		decoderPool.Put(d)
+	}
+}
+
+// unpack decodes the events of one part; they are valid until the
+// decoder is given back.
+func (d *partDecoder) unpack(data []byte, bin bool) ([]*plugins.Event, error) {
+	dp := &d.dp
+	dp.bin, dp.prepared = bin, false
+	// A first pass counts the events (and, for binary documents, checks
+	// and counts their objects, which then come from one allocation).
+	n := 0
+	pre := reader{b: data}
+	for ; len(pre.b) > 0 && pre.err == nil; n++ {
+		doc := pre.doc()
+		pre.skipMeta()
+		if bin && len(doc) > 0 && pre.err == nil {
+			if err := dp.prepare(doc); err != nil {
+				return nil, fmt.Errorf("event %d: event document: %w", n, err)
 			}
 		}
+	}
+	if bin {
 		dp.alloc()
 		dp.prepared = true
 	}
+	// Appends within the capacity: the events' addresses never move.
+	if d.slab = d.slab[:0]; cap(d.slab) < n {
+		d.slab = make([]plugins.Event, 0, n)
+	}
+	d.out = d.out[:0]
+	r := reader{b: data}
 	for len(r.b) > 0 && r.err == nil {
-		if len(slab) == 0 {
-			slab = make([]plugins.Event, 16)
-		}
-		ev := &slab[0]
-		slab = slab[1:]
+		d.slab = append(d.slab, plugins.Event{})
+		ev := &d.slab[len(d.slab)-1]
 		doc := r.doc()
 		r.meta(&ev.Meta)
 		if r.err != nil {
@@ -345,24 +395,24 @@ func unpackPart(data []byte, bin bool) ([]*plugins.Event, error) {
 		} else {
 			o, err := dp.parse(doc)
 			if err != nil {
-				return nil, fmt.Errorf("event %d: event document: %w", len(out), err)
+				return nil, fmt.Errorf("event %d: event document: %w", len(d.out), err)
 			}
 			ev.Fields = o
 		}
-		out = append(out, ev)
+		d.out = append(d.out, ev)
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("event %d: %w", len(out), r.err)
+		return nil, fmt.Errorf("event %d: %w", len(d.out), r.err)
 	}
-	return out, nil
+	return d.out, nil
 }
 
-// unpackEvents decodes packed parts, in parallel.
-func unpackEvents(parts [][]byte, bin bool) ([]*plugins.Event, error) {
+// unpackEvents decodes packed parts, in parallel, part i with ds[i].
+func unpackEvents(parts [][]byte, bin bool, ds []*partDecoder) ([]*plugins.Event, error) {
 	evs := make([][]*plugins.Event, len(parts))
 	errs := make([]error, len(parts))
 	eachPart(len(parts), func(i int) {
-		evs[i], errs[i] = unpackPart(parts[i], bin)
+		evs[i], errs[i] = ds[i].unpack(parts[i], bin)
 	})
 	n := 0
 	for i, err := range errs {
@@ -378,21 +428,26 @@ func unpackEvents(parts [][]byte, bin bool) ([]*plugins.Event, error) {
 	return out, nil
 }
 
-// unpackForTransform is unpackEvents for a transform: each part's
-// documents are snapshotted (see runTransform) by the worker that decoded
-// them, while they are in its cache, rather than in a pass of their own.
+// unpackForTransform is unpackEvents for a transform, in the plugin: each
+// part's documents are snapshotted (see runTransform) by the worker that
+// decoded them, while they are in its cache, rather than in a pass of
+// their own. release gives the snapshots and the decoders back.
 func unpackForTransform(parts [][]byte, bin bool) (in []*plugins.Event, snaps []snapshot, release func(), err error) {
 	evs := make([][]*plugins.Event, len(parts))
 	sn := make([][]snapshot, len(parts))
 	slabs := make([]*[]snapEntry, len(parts))
 	errs := make([]error, len(parts))
+	ds := getDecoders(len(parts))
 	eachPart(len(parts), func(i int) {
-		if evs[i], errs[i] = unpackPart(parts[i], bin); errs[i] == nil {
+		if evs[i], errs[i] = ds[i].unpack(parts[i], bin); errs[i] == nil {
 			sn[i] = make([]snapshot, len(evs[i]))
 			slabs[i] = snapRange(evs[i], sn[i])
 		}
 	})
-	release = func() { releaseSnaps(slabs) }
+	release = func() {
+		releaseSnaps(slabs)
+		putDecoders(ds)
+	}
 	n := 0
 	for i, err := range errs {
 		if err != nil {
@@ -495,6 +550,14 @@ type docParser struct {
 	prepared bool
 	json     plugins.DocParser
 	binReader
+}
+
+// reuse makes the memory of the documents parsed so far available to the
+// next ones; nothing may read those documents any more.
+func (d *docParser) reuse() {
+	d.json.Reuse()
+	d.binReader.reuse()
+	d.prepared = false
 }
 
 // parse parses a document; its strings point into doc (see aliasString).

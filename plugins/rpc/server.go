@@ -590,7 +590,11 @@ func (s *Server) Write(ctx context.Context, req *WriteRequest) (*WriteResponse, 
 	}
 	var events []*plugins.Event
 	if len(parts) > 0 {
-		events, err = unpackEvents(parts, binaryDocs(inst.hostFeatures))
+		// The events are the output's until Write returns; then their
+		// memory serves the next request.
+		ds := getDecoders(len(parts))
+		defer putDecoders(ds)
+		events, err = unpackEvents(parts, binaryDocs(inst.hostFeatures), ds)
 	} else {
 		events, err = decodeEvents(req.Events)
 	}

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditforwarder/forwarder/plugins"
+	"github.com/auditforwarder/forwarder/plugins/plugintest"
 )
 
 func TestRegionAllocator(t *testing.T) {
@@ -269,5 +271,55 @@ func TestSharedRoomOfAnUnansweredCallIsNotReused(t *testing.T) {
 	defer r.mu.Unlock()
 	if r.active != 0 || len(r.free) != 1 || r.free[0].off != sharedAlign {
 		t.Fatalf("after the unanswered call: %d in use, free %v; want the first page never free again", r.active, r.free)
+	}
+}
+
+// The plugin's decoders are pooled: once a call is answered, the memory
+// of its events (objects, boxed values, the events themselves) serves the
+// next request, and the results stay exact.
+func TestPluginReusesTheMemoryOfAnsweredCalls(t *testing.T) {
+	seen := map[*plugins.Object]bool{}
+	reused := 0
+	fn := func(e []*plugins.Event) ([]*plugins.Event, error) {
+		for _, ev := range e {
+			if seen[ev.Fields] {
+				reused++
+			}
+			seen[ev.Fields] = true
+			ev.Fields.Set("labels.plugin", "x")
+		}
+		return e, nil
+	}
+	srv, err := NewServer(testFactories(&created{}, fn, nil, nil), ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, _ := srv.Create(context.Background(), &CreateRequest{Kind: Kind_KIND_TRANSFORM, Type: "test_transform", Features: supportedFeatures})
+	for call := range 20 {
+		events := make([]*plugins.Event, 100)
+		for i := range events {
+			events[i] = plugintest.Event(call*100+i, 300)
+		}
+		parts, _ := packEvents(events, &buffers{}, true)
+		resp, err := srv.Process(context.Background(), &ProcessRequest{Instance: cr.Instance, Packed: partData(parts)})
+		if err != nil || resp.Error != nil {
+			t.Fatal(err, resp.GetError())
+		}
+		out, err := unpackOut(resp.PackedOut, events, nil, true)
+		if err != nil || len(out) != len(events) {
+			t.Fatalf("call %d: %d events, %v", call, len(out), err)
+		}
+		for i, ev := range out {
+			want := plugintest.Event(call*100+i, 300)
+			want.Fields.Set("labels.plugin", "x")
+			if g, w := ev.AppendJSON(nil), want.AppendJSON(nil); !bytes.Equal(g, w) {
+				t.Fatalf("call %d event %d:\n got %s\nwant %s", call, i, g, w)
+			}
+		}
+	}
+	// sync.Pool may drop decoders (it does often under -race): ask for
+	// some reuse, not all.
+	if reused == 0 {
+		t.Fatal("no decoded object was ever reused: the decoders are not pooled")
 	}
 }

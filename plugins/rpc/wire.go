@@ -21,7 +21,7 @@ import (
 // then copies every part out of it. Instead, Marshal sends the parts where
 // they are, between small headers, and Unmarshal gathers the frames into
 // one buffer of its own and points the parts into it. The decoded events
-// then point into that buffer too (unpackPart), which is why it is never
+// then point into that buffer too (partDecoder.unpack), which is why it is never
 // given back to a pool: the garbage collector frees it with the last
 // string that uses it.
 type wireCodec struct{}

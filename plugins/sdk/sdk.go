@@ -23,7 +23,9 @@
 // Write returns. The strings of a batch's events point into the message
 // or the memory region shared with the forwarder that carried the batch,
 // and the forwarder writes the next batch there once the call has
-// returned: copy what you cache (strings.Clone).
+// returned: copy what you cache (plugins.Event.Detached, strings.Clone). The
+// plugin also reuses the events' own memory, objects and values, for the
+// next request.
 //
 // A transform that keeps no state between batches should implement
 // plugins.ParallelTransform: the forwarder then keeps several batches in
