@@ -181,63 +181,49 @@ func (o *Object) Delete(path string) bool {
 }
 
 // Clone returns a deep copy. Strings are immutable and shared.
-func (o *Object) Clone() *Object {
-	if o == nil {
-		return nil
-	}
-	c := &Object{fields: make([]field, len(o.fields))}
-	for i, f := range o.fields {
-		c.fields[i] = field{f.key, cloneValue(f.val)}
-	}
-	return c
-}
+func (o *Object) Clone() *Object { return o.deepCopy(false) }
 
 // Detached returns a deep copy that shares no memory with o, strings and
 // numbers included (see Event.Detached).
-func (o *Object) Detached() *Object {
+func (o *Object) Detached() *Object { return o.deepCopy(true) }
+
+func (o *Object) deepCopy(detach bool) *Object {
 	if o == nil {
 		return nil
 	}
 	c := &Object{fields: make([]field, len(o.fields))}
 	for i, f := range o.fields {
-		c.fields[i] = field{strings.Clone(f.key), detachValue(f.val)}
+		if detach {
+			f.key = strings.Clone(f.key)
+		}
+		c.fields[i] = field{f.key, copyValue(f.val, detach)}
 	}
 	return c
 }
 
-func detachValue(v any) any {
+// copyValue copies objects and arrays; detach copies strings and numbers
+// too (a new interface value and new bytes), else they are shared.
+func copyValue(v any, detach bool) any {
 	switch t := v.(type) {
 	case *Object:
-		return t.Detached()
+		return t.deepCopy(detach)
 	case []any:
 		c := make([]any, len(t))
 		for i, e := range t {
-			c[i] = detachValue(e)
+			c[i] = copyValue(e, detach)
 		}
 		return c
 	case string:
-		return strings.Clone(t)
-	case Number:
-		return Number(strings.Clone(string(t)))
-	default:
-		// bool, nil and numbers of Go types: copied with the interface.
-		return v
-	}
-}
-
-func cloneValue(v any) any {
-	switch t := v.(type) {
-	case *Object:
-		return t.Clone()
-	case []any:
-		c := make([]any, len(t))
-		for i, e := range t {
-			c[i] = cloneValue(e)
+		if detach {
+			return strings.Clone(t)
 		}
-		return c
-	default:
-		return v
+	case Number:
+		if detach {
+			return Number(strings.Clone(string(t)))
+		}
 	}
+	// bool, nil and numbers of Go types are copied with the interface.
+	return v
 }
 
 // Map converts the object into plain Go maps (map[string]any, []any, and

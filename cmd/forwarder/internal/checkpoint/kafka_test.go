@@ -35,6 +35,20 @@ func openTestStore(t *testing.T, brokers []string, group, topic string) *KafkaSt
 	return s
 }
 
+// ownerWith opens a store that takes key over and saves cp as its
+// checkpoint.
+func ownerWith(t *testing.T, brokers []string, group, topic, key, cp string) *KafkaStore {
+	t.Helper()
+	s := openTestStore(t, brokers, group, topic)
+	if _, err := s.Load(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(context.Background(), key, []byte(cp)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // stateTopic names a fresh state topic and group on the test broker; the
 // topic is deleted after the test.
 func stateTopic(t *testing.T) (brokers []string, topic, group string) {
@@ -111,13 +125,7 @@ func TestKafkaStoreLoadRidesOutTransientReadErrors(t *testing.T) {
 	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
-	a := openTestStore(t, brokers, group, topic)
-	if _, err := a.Load(ctx, "ncp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Save(ctx, "ncp", []byte("v1")); err != nil {
-		t.Fatal(err)
-	}
+	ownerWith(t, brokers, group, topic, "ncp", "v1")
 
 	for _, fault := range []error{context.DeadlineExceeded, kerr.RequestTimedOut, kerr.NotLeaderForPartition} {
 		b := openTestStore(t, brokers, group+"-b", topic)
@@ -152,13 +160,7 @@ func TestKafkaStoreNewerOwnerFencesOlder(t *testing.T) {
 	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
-	old := openTestStore(t, brokers, group, topic)
-	if _, err := old.Load(ctx, "src"); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Save(ctx, "src", []byte("old-1")); err != nil {
-		t.Fatal(err)
-	}
+	old := ownerWith(t, brokers, group, topic, "src", "old-1")
 	// A new owner takes the source over: it reads the old owner's last
 	// checkpoint, and its producer fences the old one.
 	newer := openTestStore(t, brokers, group, topic)
@@ -200,13 +202,7 @@ func TestKafkaStoreCrashedOwnersOpenTransactionIsAborted(t *testing.T) {
 	brokers, topic, group := stateTopic(t)
 	ctx := context.Background()
 
-	a := openTestStore(t, brokers, group, topic)
-	if _, err := a.Load(ctx, "src"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Save(ctx, "src", []byte("committed")); err != nil {
-		t.Fatal(err)
-	}
+	a := ownerWith(t, brokers, group, topic, "src", "committed")
 	_ = a.Release("src")
 
 	zombie, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID(a.TransactionalID("src")),
