@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -102,10 +103,12 @@ func (s *fakeRELP) handle(c net.Conn) {
 				_, _ = w.Write(appendRELPFrame(nil, f.txnr, "rsp", []byte("500 message refused")))
 			case hangUp:
 				_ = w.Flush()
+				closeGracefully(c, r)
 				return
 			case serverClose:
 				_, _ = w.Write(appendRELPFrame(nil, 0, "serverclose", nil))
 				_ = w.Flush()
+				closeGracefully(c, r)
 				return
 			case silence:
 				continue
@@ -117,6 +120,19 @@ func (s *fakeRELP) handle(c net.Conn) {
 			}
 		}
 	}
+}
+
+// closeGracefully ends the server's side of c and reads what the client
+// still sends until it closes too. Closing with unread data would make the
+// kernel reset the connection, and a reset can discard acknowledgements
+// the client has not read yet: the client would rightly retry events the
+// server counted as accepted, and the test could not tell the two apart.
+func closeGracefully(c net.Conn, r *bufio.Reader) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, r)
 }
 
 func (s *fakeRELP) acceptedIDs(t *testing.T, o *output) map[string]int {
