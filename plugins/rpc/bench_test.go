@@ -30,9 +30,9 @@ func benchEvents(n int) []*plugins.Event {
 	return out
 }
 
-// BenchmarkServerProcess measures the plugin side of one 500-event
-// Process call without the transport: decode, transform, diff, encode.
-func BenchmarkServerProcess(b *testing.B) {
+// labellingServer serves the benchmarks' transform (labels.plugin set on
+// every event) and creates an instance with the host's features.
+func labellingServer(features uint32) (*Server, *CreateResponse) {
 	fn := func(e []*plugins.Event) ([]*plugins.Event, error) {
 		for _, ev := range e {
 			ev.Fields.Set("labels.plugin", "x")
@@ -40,7 +40,14 @@ func BenchmarkServerProcess(b *testing.B) {
 		return e, nil
 	}
 	srv, _ := NewServer(testFactories(&created{}, fn, nil, nil), ServerConfig{})
-	cr, _ := srv.Create(context.Background(), &CreateRequest{Kind: Kind_KIND_TRANSFORM, Type: "test_transform"})
+	cr, _ := srv.Create(context.Background(), &CreateRequest{Kind: Kind_KIND_TRANSFORM, Type: "test_transform", Features: features})
+	return srv, cr
+}
+
+// BenchmarkServerProcess measures the plugin side of one 500-event
+// Process call without the transport: decode, transform, diff, encode.
+func BenchmarkServerProcess(b *testing.B) {
+	srv, cr := labellingServer(0)
 	evs := encodeEvents(benchEvents(500), &buffers{})
 	req, _ := proto.Marshal(&ProcessRequest{Instance: cr.Instance, Events: evs})
 	b.ReportAllocs()
@@ -60,14 +67,7 @@ func BenchmarkServerProcess(b *testing.B) {
 // BenchmarkServerProcessPacked is BenchmarkServerProcess in the packed
 // encoding, events as the host benchmark makes them.
 func BenchmarkServerProcessPacked(b *testing.B) {
-	fn := func(e []*plugins.Event) ([]*plugins.Event, error) {
-		for _, ev := range e {
-			ev.Fields.Set("labels.plugin", "x")
-		}
-		return e, nil
-	}
-	srv, _ := NewServer(testFactories(&created{}, fn, nil, nil), ServerConfig{})
-	cr, _ := srv.Create(context.Background(), &CreateRequest{Kind: Kind_KIND_TRANSFORM, Type: "test_transform", Features: supportedFeatures})
+	srv, cr := labellingServer(supportedFeatures)
 	events := make([]*plugins.Event, 500)
 	for i := range events {
 		events[i] = plugintest.Event(i, 1024)

@@ -343,9 +343,6 @@ func newDecoders(n int) []*partDecoder {
 // Call it only once nothing reads those events.
 func putDecoders(ds []*partDecoder) {
 	for _, d := range ds {
-		if d == nil {
-			continue
-		}
 		clear(d.slab[:cap(d.slab)])
 		clear(d.out[:cap(d.out)])
 		d.slab, d.out = d.slab[:0], d.out[:0]
